@@ -1,0 +1,115 @@
+"""The decision core: ChaosEngine turns one PluginCall into one Decision.
+
+It never awaits and never reads a clock (callers pass `now`); it draws randomness only from
+per-rule streams seeded by the run (`random.Random(f"{seed}/{rule name}")`), and only for rules
+that matched and are eligible, so adding a rule never shifts another rule's draws. Same profile,
+seed and sequence of calls: same decisions, every time.
+
+Rules are checked in order; the first rule that matches and fires decides the call. A rule
+counts every call that matches it (`matched`); it is eligible once `after` calls have gone by and
+while it has fired fewer than `times`; an eligible rule fires with its `probability`. A call no
+rule fires on is forwarded untouched.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Final
+
+from chaosvol.effects import Forward, Plan
+from chaosvol.faults import FaultContext
+from chaosvol.profile import Profile, Rule
+from chaosvol.protocol import PluginCall
+
+PASS_PLAN: Final = Plan.of(Forward())
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happens to one call: the rule that fired (None: no rule) and its plan."""
+
+    rule: str | None
+    action: str | None
+    plan: Plan
+
+    @property
+    def injected(self) -> bool:
+        return self.rule is not None
+
+
+PASS: Final = Decision(None, None, PASS_PLAN)
+
+
+@dataclass(slots=True)
+class RuleState:
+    """A rule's counters. The only mutable state of the core."""
+
+    matched: int = 0
+    fired: int = 0
+    last_fired_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStatistics:
+    name: str
+    action: str
+    matched: int
+    fired: int
+    last_fired_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    seed: int
+    rules: dict[str, RuleStatistics] = field(default_factory=dict)
+
+
+class ChaosEngine:
+    """Decides the fate of every call under one profile and seed."""
+
+    def __init__(self, profile: Profile, *, seed: int | None = None) -> None:
+        """Args:
+            profile: the rules.
+            seed: overrides the profile's seed; with neither, 0.
+        """
+        self.profile = profile
+        self.seed: int = seed if seed is not None else profile.seed if profile.seed is not None else 0
+        self._rules: list[tuple[Rule, RuleState, random.Random, bool]] = [
+            (rule, RuleState(), random.Random(f"{self.seed}/{rule.name}"), rule.sees_list_entries)
+            for rule in profile.rules
+        ]
+
+    def decide(self, call: PluginCall, *, now: float) -> Decision:
+        """The Decision for `call`.
+
+        Returns:
+            `PASS` (forward untouched) when no rule fires; else a Decision naming the rule, its
+            action word(s) and the plan, one of: an answer made up without the backend
+            (`Reply`), the backend's answer altered (`Forward` then `Reply`/`Rewrite`), waits
+            around the forward (`Sleep`), or no answer at all (ending in `Hang` or `Reset`).
+        """
+        for rule, state, stream, sees_list_entries in self._rules:
+            if not rule.match.matches(call, sees_list_entries):
+                continue
+            state.matched += 1
+            if state.matched <= rule.after:
+                continue
+            if rule.times is not None and state.fired >= rule.times:
+                continue
+            if rule.probability < 1.0 and not stream.random() < rule.probability:
+                continue
+            state.fired += 1
+            state.last_fired_at = now
+            context = FaultContext(stream, now, state.fired, rule.match.volume)
+            return Decision(rule.name, rule.action_label, rule.plan(call, context))
+        return PASS
+
+    def statistics(self) -> EngineStatistics:
+        return EngineStatistics(
+            self.seed,
+            {
+                rule.name: RuleStatistics(rule.name, rule.action_label, state.matched, state.fired, state.last_fired_at)
+                for rule, state, _, _ in self._rules
+            },
+        )

@@ -1,0 +1,34 @@
+"""delay: wait before forwarding (`when: before`) or before replying (`when: after`).
+
+A delay never blocks other calls, and one longer than dockerd's timeout still forwards the call
+late: that is how a late Create or a leaked Mount is reproduced (dockerd-behaviour.md §4.4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from chaosvol.durations import Seconds
+from chaosvol.effects import Forward, Plan, Sleep
+from chaosvol.faults import FaultContext, register
+from chaosvol.protocol import PluginCall
+
+
+@register("delay")
+@dataclass(frozen=True, slots=True)
+class Delay:
+    """Wait `duration`, give or take up to `jitter` (uniform, from the rule's seeded stream)."""
+
+    duration: Seconds
+    jitter: Seconds = 0.0
+    when: Literal["before", "after"] = "before"
+    example: ClassVar[str] = "delay: {duration: 2s, jitter: 200ms, when: before}"
+
+    def plan(self, call: PluginCall, context: FaultContext) -> Plan:
+        seconds = self.duration
+        if self.jitter:
+            seconds = max(0.0, seconds + context.random.uniform(-self.jitter, self.jitter))
+        if self.when == "before":
+            return Plan.of(Sleep(seconds), Forward())
+        return Plan.of(Forward(), Sleep(seconds))

@@ -1,0 +1,37 @@
+"""error: answer with an error, before forwarding (the backend never sees the call) or after
+(the backend acted, dockerd is told it failed: the most useful lie, dockerd-behaviour.md §4.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from chaosvol.effects import Forward, Plan, Reply
+from chaosvol.faults import FaultContext, register
+from chaosvol.protocol import PluginCall, PluginReply, injected_message
+
+
+@register("error")
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Answer `{"Err": message}` with `status`.
+
+    With status 500 (the default) dockerd shows `VolumeDriver.X: message`; with 200 it shows the
+    message alone, and Podman ignores it. Without `message`, the text is
+    `chaosvol: injected: <Op> failed`, so an injected error is never mistaken for a real one.
+    """
+
+    message: str | None = None
+    when: Literal["before", "after"] = "before"
+    status: int = 500
+    example: ClassVar[str] = 'error: {message: "disk on fire", when: after, status: 500}'
+
+    def __post_init__(self) -> None:
+        if not 200 <= self.status <= 599:
+            raise ValueError(f"status must be an HTTP status from 200 to 599, not {self.status}")
+
+    def plan(self, call: PluginCall, context: FaultContext) -> Plan:
+        message = self.message if self.message is not None else injected_message(call.operation)
+        reply = Reply(PluginReply.error(message, self.status))
+        return Plan.of(reply) if self.when == "before" else Plan.of(Forward(), reply)

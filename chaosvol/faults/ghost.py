@@ -1,0 +1,55 @@
+"""ghost: report volumes the backend does not have.
+
+List adds the ghosts; Get of a ghost name answers a volume. `docker volume create` of a ghost
+name then exits 0 and the backend never sees Create; Mount and Remove of it fail later
+(dockerd-behaviour.md §4.11). Get of any other name is forwarded untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from chaosvol.effects import Forward, Plan, Reply, Rewrite
+from chaosvol.faults import FaultContext, register
+from chaosvol.protocol import Operation, PluginCall, PluginReply, field_of
+
+GHOST_STATUS = {"chaosvol": "ghost: injected, the backend has no such volume"}
+
+
+@register("ghost")
+@dataclass(frozen=True, slots=True)
+class Ghost:
+    """Volumes named in `names` exist for List and Get, and nowhere else."""
+
+    names: tuple[str, ...]
+    example: ClassVar[str] = "ghost: {names: [ghost-a, ghost-b]}"
+    operations: ClassVar[frozenset[Operation]] = frozenset({Operation.GET, Operation.LIST})
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise ValueError("ghost needs at least one name in names")
+
+    def plan(self, call: PluginCall, context: FaultContext) -> Plan:
+        if call.operation is Operation.LIST:
+            return Plan.of(Forward(), Rewrite(AddToList(self.names)))
+        if call.volume in self.names:
+            return Plan.of(Reply(PluginReply.json({"Volume": {"Name": call.volume, "Status": GHOST_STATUS}, "Err": ""})))
+        return Plan.of(Forward())
+
+
+@dataclass(frozen=True, slots=True)
+class AddToList:
+    names: tuple[str, ...]
+
+    def apply(self, reply: PluginReply) -> PluginReply:
+        value = reply.decoded()
+        if reply.is_error or not isinstance(value, dict):
+            return reply
+        volumes = list(field_of(value, "Volumes") or [])
+        present = {field_of(v, "Name") for v in volumes if isinstance(v, dict)}
+        volumes.extend({"Name": name} for name in self.names if name not in present)
+        return reply.with_fields(Volumes=volumes)
+
+    def __str__(self) -> str:
+        return f"add {', '.join(self.names)} to List"

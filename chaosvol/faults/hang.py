@@ -1,0 +1,33 @@
+"""hang: never answer, so dockerd times out (Create and Mount after 120 s, the rest after 60 s,
+Activate never). The call is forwarded first, never, or after a while (a late backend action).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from chaosvol.durations import Seconds
+from chaosvol.effects import Forward, Hang as HangEffect, Plan, Sleep
+from chaosvol.faults import FaultContext, register
+from chaosvol.protocol import PluginCall
+
+
+@register("hang")
+@dataclass(frozen=True, slots=True)
+class Hang:
+    """Hold the connection open without answering until dockerd hangs up.
+
+    `forward`: `never` (the default: the backend never sees the call), `before` (the backend
+    acts at once), or a duration after which the backend gets the call, late.
+    """
+
+    forward: Seconds | Literal["before", "never"] = "never"
+    example: ClassVar[str] = "hang: {forward: 130s}"
+
+    def plan(self, call: PluginCall, context: FaultContext) -> Plan:
+        if self.forward == "never":
+            return Plan.of(HangEffect())
+        if self.forward == "before":
+            return Plan.of(Forward(), HangEffect())
+        return Plan.of(Sleep(float(self.forward)), Forward(), HangEffect())

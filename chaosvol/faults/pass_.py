@@ -1,0 +1,21 @@
+"""pass: forward the call untouched (shields some calls from the rules below it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from chaosvol.effects import Forward, Plan
+from chaosvol.faults import FaultContext, register
+from chaosvol.protocol import PluginCall
+
+
+@register("pass")
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """Forward the call as if no rule matched; the rule's counters still count it."""
+
+    example: ClassVar[str] = "pass"
+
+    def plan(self, call: PluginCall, context: FaultContext) -> Plan:
+        return Plan.of(Forward())
