@@ -1,0 +1,3 @@
+from chaosvol.cli import main
+
+main()

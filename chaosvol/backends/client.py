@@ -1,0 +1,209 @@
+"""A backend plugin over HTTP/1.1 (unix socket or TCP), with a pool of keep-alive connections.
+
+What it promises the proxy:
+
+* the backend gets dockerd's body and headers as they came (see wire.ClientWire);
+* it is activated once (`Plugin.Activate`, as dockerd would have done) before its first call;
+* a backend that is not there yet (socket missing, connection refused) is retried on dockerd's
+  own schedule (1, 2, 4, 8 s: about 15 s, protocol.md §4.2), so a backend restart that dockerd
+  would have ridden out is ridden out here too;
+* an idle connection the backend has closed is noticed before it is reused, and a request whose
+  bytes could not be written on a reused connection is sent again on a new one; a request the
+  backend may have read is never sent twice;
+* every failure becomes a BackendError naming the backend; each call has a deadline a little
+  longer than dockerd's for that operation, so we never give up before dockerd does.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import select
+from dataclasses import dataclass
+from typing import Final
+
+import h11
+import trio
+
+from chaosvol.backends import Connector
+from chaosvol.errors import BackendError, BackendProtocolError, BackendTimeout, BackendUnavailable
+from chaosvol.protocol import Operation, PluginCall, PluginReply, field_of
+from chaosvol.wire import ClientWire, WireState
+
+log = logging.getLogger(__name__)
+
+# dockerd's retry sleeps for a plugin it cannot reach (client.go, backoff 1, 2, 4, 8 s).
+CONNECT_RETRY_DELAYS: Final = (1.0, 2.0, 4.0, 8.0)
+# dockerd gives Create and Mount 2 minutes and the rest 1 (protocol.md §4.1); we wait 10 s
+# longer, so that chaosvol never gives up on a call that dockerd is still waiting for.
+LONG_OPERATIONS: Final = frozenset({Operation.CREATE, Operation.MOUNT})
+DEFAULT_TIMEOUT_LONG: Final = 120.0 + 10.0
+DEFAULT_TIMEOUT_SHORT: Final = 60.0 + 10.0
+# Idle connections kept per backend; dockerd itself keeps 2, we serve many daemons' bursts.
+MAX_IDLE: Final = 64
+_RETRYABLE_CONNECT: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN})
+_POLL_CLOSED: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | getattr(select, "POLLRDHUP", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTimeouts:
+    long: float = DEFAULT_TIMEOUT_LONG
+    short: float = DEFAULT_TIMEOUT_SHORT
+    connect_retry_delays: tuple[float, ...] = CONNECT_RETRY_DELAYS
+
+    def for_operation(self, operation: Operation) -> float:
+        return self.long if operation in LONG_OPERATIONS else self.short
+
+
+class _Connection:
+    __slots__ = ("stream", "wire", "reused")
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.wire = ClientWire()
+        self.reused = False
+
+
+class _NothingSent(Exception):
+    """The request could not be written on a reused connection: safe to send again."""
+
+
+class PluginClient:
+    """A backend plugin reached through `connector`."""
+
+    def __init__(
+        self,
+        name: str,
+        connector: Connector,
+        *,
+        host: bytes = b"",
+        timeouts: ClientTimeouts = ClientTimeouts(),
+        activate: bool = True,
+    ) -> None:
+        self.name = name
+        self._connector = connector
+        self._host = host
+        self._timeouts = timeouts
+        self._idle: list[_Connection] = []
+        self._activated = not activate
+        self._activation_lock = trio.Lock()
+        self._closed = False
+
+    async def call(self, call: PluginCall) -> PluginReply:
+        timeout = self._timeouts.for_operation(call.operation)
+        try:
+            with trio.fail_after(timeout):
+                if not self._activated:
+                    await self._activate()
+                return await self._exchange(call)
+        except trio.TooSlowError as exc:
+            raise BackendTimeout(self.name, f"no answer to {call.operation.value} in {timeout:g}s") from exc
+
+    async def _activate(self) -> None:
+        async with self._activation_lock:
+            if self._activated:
+                return
+            reply = await self._exchange(PluginCall.build(Operation.ACTIVATE))
+            value = reply.decoded()
+            implements = field_of(value, "Implements") if isinstance(value, dict) else None
+            if reply.status != 200 or not isinstance(implements, list) or "VolumeDriver" not in implements:
+                raise BackendProtocolError(
+                    self.name,
+                    f"Plugin.Activate answered {reply.status} {reply.body[:200]!r}, without VolumeDriver in Implements",
+                )
+            self._activated = True
+
+    async def _exchange(self, call: PluginCall) -> PluginReply:
+        connection = await self._take_connection()
+        try:
+            try:
+                return await self._round_trip(connection, call)
+            except _NothingSent:
+                await connection.stream.aclose()
+                connection = await self._connect()
+                return await self._round_trip(connection, call)
+        except BaseException:
+            connection.wire = ClientWire()  # never reuse a connection an exchange broke off
+            await trio.aclose_forcefully(connection.stream)
+            raise
+
+    async def _round_trip(self, connection: _Connection, call: PluginCall) -> PluginReply:
+        wire = connection.wire
+        data = wire.request_bytes(call, self._host)
+        try:
+            await connection.stream.send_all(data)
+        except (OSError, trio.BrokenResourceError) as exc:
+            if connection.reused:
+                raise _NothingSent() from exc
+            raise BackendUnavailable(self.name, f"sending {call.operation.value}: {_reason(exc)}") from exc
+        try:
+            while True:
+                reply = wire.next_reply()
+                if reply is WireState.NEED_DATA:
+                    wire.receive_data(await connection.stream.receive_some(65536))
+                    continue
+                assert isinstance(reply, PluginReply)
+                break
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise BackendUnavailable(self.name, f"connection lost waiting for the answer to {call.operation.value}: {_reason(exc)}") from exc
+        except h11.RemoteProtocolError as exc:
+            if not wire.got_any_response:
+                raise BackendUnavailable(self.name, f"connection closed without an answer to {call.operation.value}") from exc
+            raise BackendProtocolError(self.name, f"bad answer to {call.operation.value}: {exc}") from exc
+        if wire.reusable and not self._closed and len(self._idle) < MAX_IDLE:
+            connection.reused = True
+            self._idle.append(connection)
+        else:
+            await connection.stream.aclose()
+        return reply
+
+    async def _take_connection(self) -> _Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if _still_open(connection.stream):
+                return connection
+            await connection.stream.aclose()
+        return await self._connect()
+
+    async def _connect(self) -> _Connection:
+        delays = iter(self._timeouts.connect_retry_delays)
+        while True:
+            try:
+                return _Connection(await self._connector())
+            except OSError as exc:
+                delay = next(delays, None) if exc.errno in _RETRYABLE_CONNECT else None
+                if delay is None:
+                    raise BackendUnavailable(self.name, f"cannot connect: {_reason(exc)}") from exc
+                log.warning("backend %s: cannot connect (%s), retrying in %gs", self.name, _reason(exc), delay)
+                await trio.sleep(delay)
+            except BackendError:
+                raise
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await trio.aclose_forcefully(connection.stream)
+
+
+def _still_open(stream: trio.abc.Stream) -> bool:
+    """Whether an idle connection can be reused: the peer has not closed it or sent anything.
+
+    Go's transport learns the same from a background read on every idle connection; one poll
+    with no timeout when we take it out of the pool costs less.
+    """
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return True
+    poller = select.poll()
+    poller.register(sock.fileno(), _POLL_CLOSED)
+    return not poller.poll(0)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, trio.BrokenResourceError) and isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,267 @@
+"""The command line: argparse, logging, exit codes. The only place that reads argv or prints.
+
+Exit codes (shared/contract.md): 0 success, 1 a check found something, 2 usage or input error.
+A ChaosvolError becomes one clear message and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Final, NoReturn
+
+import trio
+
+from chaosvol import __version__
+from chaosvol.backends.spec import BACKEND_FORMS, DEFAULT_BACKEND, open_backend
+from chaosvol.engine import ChaosEngine
+from chaosvol.errors import ChaosvolError, ProfileError, UsageError
+from chaosvol.eventlog import EventLog
+from chaosvol.profile import PASSTHROUGH, Profile, load_profile
+from chaosvol.server import PluginServer
+from chaosvol.settings import ServeSettings, default_socket_path
+
+log = logging.getLogger("chaosvol")
+
+EXIT_OK: Final = 0
+EXIT_FOUND: Final = 1
+EXIT_USAGE: Final = 2
+DEFAULT_BACKEND_ROOT: Final = "/var/lib/chaosvol/backends"
+
+DESCRIPTION: Final = """\
+chaosvol: a Docker volume plugin that forwards every call to a real backend plugin and injects
+the faults a profile asks for (dropped removes, errors, delays, hangs, resets, corrupt answers),
+to reproduce on demand the inconsistencies between dockerd and its volume plugins."""
+
+SERVE_EPILOG: Final = """\
+examples:
+  chaosvol serve --profile drop-removes
+      serve /run/docker/plugins/chaosvol.sock in front of the built-in backend; every
+      `docker volume rm` through it is answered success and never reaches the backend
+  chaosvol serve --backend realvol --profile flaky --events /tmp/run.jsonl
+      in front of the legacy plugin `realvol`, a few percent of errors and delays, every call
+      logged as one JSON line
+
+Profiles: a path, or the name of a shipped one (passthrough, drop-removes, flaky, slow-mounts).
+`chaosvol check FILE` validates one without serving."""
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the `chaosvol` console script and of `python -m chaosvol`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        sys.exit(EXIT_USAGE)
+    try:
+        code = args.run(args)
+    except ChaosvolError as exc:
+        print(_as_message(exc), file=sys.stderr)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:
+        code = EXIT_OK
+    sys.exit(code)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chaosvol", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"chaosvol {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the fault-injecting proxy in front of a backend plugin",
+        description="Run the fault-injecting proxy: a volume plugin socket that forwards every call to a backend.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _socket_arguments(serve, default_name="chaosvol")
+    serve.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        metavar="SPEC",
+        help=f"where calls go: {BACKEND_FORMS} (default: {DEFAULT_BACKEND})",
+    )
+    serve.add_argument("--profile", metavar="FILE", help="fault profile: a file or a shipped name; without one, everything passes through")
+    serve.add_argument("--seed", type=_seed, metavar="N", help="seed for the profile's probabilities (overrides the profile's seed)")
+    serve.add_argument("--events", metavar="FILE", help="append one JSON line per call to FILE (`-` for stdout)")
+    serve.add_argument("--control", metavar="PATH", help="control socket (not supported yet)")
+    _log_level_argument(serve)
+    serve.set_defaults(run=run_serve)
+
+    backend = commands.add_parser(
+        "backend",
+        help="run only the built-in directory backend, as a plain volume plugin",
+        description="Run the built-in directory backend alone: a correct volume plugin keeping each volume "
+        "as a directory under --root (state survives restarts).",
+    )
+    _socket_arguments(backend, default_name="chaosvol-backend")
+    backend.add_argument("--root", metavar="DIR", help=f"where volumes live (default: {DEFAULT_BACKEND_ROOT}/NAME)")
+    _log_level_argument(backend)
+    backend.set_defaults(run=run_backend)
+
+    check = commands.add_parser(
+        "check",
+        help="validate profiles",
+        description="Validate profiles: every problem is printed as file:line:column: field: message. "
+        "Exit 0 when all are valid, 2 otherwise.",
+    )
+    check.add_argument("profiles", nargs="+", metavar="PROFILE", help="a profile file or a shipped name")
+    check.set_defaults(run=run_check)
+    return parser
+
+
+def _socket_arguments(parser: argparse.ArgumentParser, *, default_name: str) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--name", default=default_name, help=f"driver name for `docker volume create -d NAME`; socket /run/docker/plugins/NAME.sock (default: {default_name})"
+    )
+    where.add_argument("--socket", metavar="PATH", help="listen on this socket path instead")
+
+
+def _log_level_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="debug shows every call; info every injected fault (default: info)",
+    )
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a seed is a whole number >= 0")
+    return value
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s.%(msecs)03d chaosvol %(levelname)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def _socket_path(args: argparse.Namespace) -> str:
+    return str(args.socket) if args.socket else default_socket_path(args.name)
+
+
+def _name(args: argparse.Namespace) -> str:
+    if args.socket:
+        base = args.socket.rsplit("/", 1)[-1]
+        return base.removesuffix(".sock")
+    return str(args.name)
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if args.control:
+        raise UsageError("--control: the control socket is not supported yet")
+    _setup_logging(args.log_level)
+    profile: Profile = load_profile(args.profile) if args.profile else PASSTHROUGH
+    seed = args.seed if args.seed is not None else profile.seed
+    chosen = seed is None
+    if seed is None:
+        seed = secrets.randbelow(2**32)
+    socket_path = _socket_path(args)
+    backend = open_backend(args.backend, own_socket=socket_path)
+    try:
+        events = EventLog.open(args.events) if args.events else None
+    except OSError as exc:
+        raise UsageError(f"--events {args.events}: cannot open: {exc.strerror or exc}") from exc
+    engine = ChaosEngine(profile, seed=seed)
+    settings = ServeSettings(_name(args), socket_path, args.backend)
+    rules = len(profile.rules)
+    how = " (chosen at random; --seed replays it)" if chosen and rules else ""
+    profile_line = f"profile {profile.source} ({rules} rule{'s' if rules != 1 else ''}), seed {seed}{how}"
+    return _run_server(PluginServer(settings, backend, engine, events), profile_line)
+
+
+def run_backend(args: argparse.Namespace) -> int:
+    from chaosvol.backends.directory import DirectoryBackend
+
+    _setup_logging(args.log_level)
+    name = _name(args)
+    root = args.root or f"{DEFAULT_BACKEND_ROOT}/{name}"
+    try:
+        backend = DirectoryBackend(root)
+    except OSError as exc:
+        raise UsageError(f"--root {root}: {exc.strerror or exc}") from exc
+    settings = ServeSettings(name, _socket_path(args), backend.name)
+    return _run_server(PluginServer(settings, backend, ChaosEngine(PASSTHROUGH)), f"built-in backend, volumes in {backend.root}")
+
+
+def _run_server(server: PluginServer, detail: str) -> int:
+    async def serve() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.serve)
+                settings = server.settings
+                print(f"chaosvol: {detail}", file=sys.stderr, flush=True)
+                print(
+                    f"chaosvol: serving {settings.name} on {settings.socket_path} -> {settings.backend_label}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                async for signum in signals:
+                    log.info(
+                        "%s: stopping (in-flight calls get %gs)", signal.Signals(signum).name, settings.shutdown_grace
+                    )
+                    server.shut_down()
+                    break
+
+    try:
+        trio.run(serve)
+    except BaseExceptionGroup as group:
+        leaf = _first_chaosvol_error(group)
+        if leaf is None:
+            raise
+        raise leaf from None
+    log.info("stopped")
+    return EXIT_OK
+
+
+def _first_chaosvol_error(group: BaseExceptionGroup[BaseException]) -> ChaosvolError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, ChaosvolError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_chaosvol_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace) -> int:
+    code = EXIT_OK
+    for spec in args.profiles:
+        try:
+            profile = load_profile(spec)
+        except ProfileError as exc:
+            print(exc, file=sys.stderr)
+            code = EXIT_USAGE
+            continue
+        rules = len(profile.rules)
+        print(f"{profile.source}: ok ({rules} rule{'s' if rules != 1 else ''})")
+    return code
+
+
+def _as_message(exc: ChaosvolError) -> str:
+    text = str(exc)
+    if isinstance(exc, ProfileError):
+        return text
+    return f"chaosvol: {text}"

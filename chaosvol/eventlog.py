@@ -1,0 +1,89 @@
+"""The event-log writer: one flushed JSON line per CallRecord, never blocking a call.
+
+Calls hand records over with `record()`, which never waits: a bounded channel takes them and a
+writer task writes and flushes each batch. If the channel is full (the disk cannot keep up) or a
+write fails (disk full), records are counted as lost and the loss is logged once per burst:
+calls keep flowing either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, TextIO
+
+import trio
+
+from chaosvol.events import CallRecord
+
+log = logging.getLogger(__name__)
+
+# Room for a burst of 10,000 calls finishing at once; a guess, large enough for dockerd's bursts.
+QUEUE_SIZE: Final = 16_384
+
+
+class EventLog:
+    def __init__(self, stream: TextIO, *, close_stream: bool) -> None:
+        self._stream = stream
+        self._close_stream = close_stream
+        self._send, self._receive = trio.open_memory_channel[CallRecord](QUEUE_SIZE)
+        self.written = 0
+        self.lost = 0
+        self._reported_loss = 0
+
+    @classmethod
+    def open(cls, target: str) -> EventLog:
+        """`-` for stdout, else a file opened for appending (a replayed run keeps its history).
+
+        Raises:
+            OSError: the file cannot be opened.
+        """
+        import sys
+
+        if target == "-":
+            return cls(sys.stdout, close_stream=False)
+        return cls(open(target, "a", encoding="utf-8"), close_stream=True)  # noqa: SIM115
+
+    def record(self, record: CallRecord) -> None:
+        try:
+            self._send.send_nowait(record)
+        except trio.WouldBlock:
+            self.lost += 1
+        except trio.ClosedResourceError:
+            self.lost += 1
+
+    async def run(self) -> None:
+        """Write records until `close()`; then write what is left and return."""
+        async with self._receive:
+            async for record in self._receive:
+                batch = [record]
+                while True:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                self._write(batch)
+        self._report_loss()
+        if self._close_stream:
+            self._stream.close()
+
+    def _write(self, batch: list[CallRecord]) -> None:
+        try:
+            self._stream.write("".join(record.to_line() for record in batch))
+            self._stream.flush()
+            self.written += len(batch)
+        except (OSError, ValueError) as exc:  # ENOSPC, EIO; ValueError: the stream was closed
+            self.lost += len(batch)
+            if self._reported_loss == 0 or self.lost - self._reported_loss >= 1000:
+                log.error("event log: %s; %d record(s) lost so far, calls go on", exc, self.lost)
+                self._reported_loss = self.lost
+            return
+        self._report_loss()
+
+    def _report_loss(self) -> None:
+        if self.lost > self._reported_loss:
+            log.error("event log: %d record(s) lost (the log could not keep up or was not writable)", self.lost)
+            self._reported_loss = self.lost
+
+    def close(self) -> None:
+        """No more records; `run()` drains the queue and returns."""
+        self._send.close()

@@ -1,0 +1,87 @@
+"""CallRecord: what happened to one call, and its event-log line (the contract's short keys).
+
+One JSON object per line, written when the call ends:
+
+    {"t": "2026-11-23T07:30:00.123456Z", "seq": 17, "conn": 3, "op": "Remove", "volume": "v1",
+     "mount_id": null, "rule": "drop-first-remove", "action": "drop", "forwarded": false,
+     "backend": null, "reply": {"status": 200, "err": null}, "ms": 0.4,
+     "retry": false, "outcome": "answered", "injected": true}
+
+* `t`: when the call arrived (UTC); `ms`: how long it took until answered, cut or abandoned.
+* `backend`: what the backend answered (`status`, `err`) or `{"error": "..."}` for a transport
+  failure; null when it was not asked.
+* `reply`: what the daemon was sent; null when nothing was (`outcome` says why: `hung`,
+  `reset`, `client-gone` when the daemon hung up first, `cut` at shutdown).
+* `retry`: an empty body where dockerd always sends one: its retry after a dropped connection.
+* `injected`: a rule fired. A real failure has `injected: false` and names the backend.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+Outcome = Literal["answered", "hung", "reset", "client-gone", "cut", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendOutcome:
+    status: int | None = None
+    err: str | None = None
+    error: str | None = None  # a transport failure: the backend gave no answer
+
+    def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"error": self.error}
+        return {"status": self.status, "err": self.err}
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    started_at: float  # Unix time
+    seq: int
+    conn: int
+    operation: str | None
+    volume: str | None
+    mount_id: str | None
+    rule: str | None
+    action: str | None
+    forwarded: bool
+    backend: BackendOutcome | None
+    reply_status: int | None
+    reply_err: str | None
+    elapsed: float  # seconds
+    retry: bool = False
+    outcome: Outcome = "answered"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "t": datetime.fromtimestamp(self.started_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "seq": self.seq,
+            "conn": self.conn,
+            "op": self.operation,
+            "volume": self.volume,
+            "mount_id": self.mount_id,
+            "rule": self.rule,
+            "action": self.action,
+            "forwarded": self.forwarded,
+            "backend": self.backend.to_json() if self.backend is not None else None,
+            "reply": None if self.reply_status is None else {"status": self.reply_status, "err": self.reply_err},
+            "ms": round(self.elapsed * 1000, 3),
+            "retry": self.retry,
+            "outcome": self.outcome,
+            "injected": self.rule is not None,
+        }
+
+    def to_line(self) -> str:
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def parse_line(line: str) -> dict[str, Any]:
+    """One event-log line back into its JSON object (for tools that read logs)."""
+    value = json.loads(line)
+    if not isinstance(value, dict):
+        raise ValueError("an event line is a JSON object")
+    return value

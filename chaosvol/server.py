@@ -1,0 +1,330 @@
+"""The trio shell: accept connections from the daemon, read calls, ask the engine, run plans.
+
+One task per connection; calls on one connection are served in order (HTTP/1.1), calls on
+different connections concurrently. `decide()` never awaits, so it needs no lock, and no sleep
+ever holds one: a delayed or hung call costs its own connection only.
+
+Plans are walked left to right keeping "the reply so far" (see chaosvol.effects). Only the shell
+sleeps, touches sockets or writes files. Errors by boundary:
+
+* dockerd's bytes that are not a request we serve: an HTTP error with a JSON Err (wire.py);
+* the backend without an answer: its BackendError's honest reply, naming the backend;
+* anything else is our bug: logged with its traceback, that connection closed, the server goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Final, assert_never
+
+import trio
+
+from chaosvol.backends import Backend
+from chaosvol.effects import Forward, Hang, Plan, Reply, Reset, Rewrite, Sleep
+from chaosvol.engine import ChaosEngine
+from chaosvol.errors import BackendError, RequestError
+from chaosvol.eventlog import EventLog
+from chaosvol.events import BackendOutcome, CallRecord, Outcome
+from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply
+from chaosvol.settings import ServeSettings
+from chaosvol.unix import open_unix_listener
+from chaosvol.wire import Refused, ServerWire, WireState
+
+log = logging.getLogger(__name__)
+
+RECEIVE_SIZE: Final = 65536
+ACTIVATE_REPLY: Final = PluginReply(200, ACTIVATE_BODY)
+
+
+class DockerSide:
+    """The daemon's end of one connection, as a plan sees it."""
+
+    def __init__(self, stream: trio.abc.Stream, wire: ServerWire) -> None:
+        self.stream = stream
+        self.wire = wire
+        self.open = True
+
+    async def send(self, reply: PluginReply) -> bool:
+        """Send the answer; False when the daemon had already hung up (normal after its timeout,
+        and for Podman, which closes without reading some answers)."""
+        return await self.send_raw(self.wire.reply_bytes(reply))
+
+    async def send_raw(self, data: bytes) -> bool:
+        try:
+            await self.stream.send_all(data)
+        except BaseException as exc:
+            self.wire.send_failed()
+            self.open = False
+            if isinstance(exc, (trio.BrokenResourceError, OSError)):
+                return False
+            raise
+        return True
+
+    async def reset(self) -> None:
+        """Close without an answer."""
+        self.open = False
+        await trio.aclose_forcefully(self.stream)
+
+    async def wait_until_closed(self) -> None:
+        """Wait until the daemon hangs up (what it sends meanwhile is dropped)."""
+        try:
+            while await self.stream.receive_some(RECEIVE_SIZE):
+                pass
+        except trio.BrokenResourceError:
+            pass
+        self.open = False
+
+
+@dataclass(slots=True)
+class _CallProgress:
+    """What happened to one call so far, for its event-log record."""
+
+    forwarded: bool = False
+    backend: BackendOutcome | None = None
+    reply: PluginReply | None = None
+    outcome: Outcome = "cut"
+
+
+@dataclass(slots=True)
+class _Connection:
+    ident: int
+    idle_scope: trio.CancelScope | None = None
+
+
+class PluginServer:
+    """Serves one plugin socket until `shut_down()`."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        backend: Backend,
+        engine: ChaosEngine,
+        events: EventLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.engine = engine
+        self.events = events
+        self.calls_by_operation: Counter[str] = Counter()
+        self.in_flight = 0
+        self.started_at = time.time()
+        self._seq = 0
+        self._connections: dict[int, _Connection] = {}
+        self._next_connection = 0
+        self._closing = False
+        self._accept_scope: trio.CancelScope | None = None
+        self._grace = settings.shutdown_grace
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[PluginServer] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, serve until `shut_down()`, then return with the socket file removed.
+
+        `nursery.start(server.serve)` returns once the socket accepts connections.
+
+        Raises:
+            UsageError: the socket cannot be created (live socket, bad path, permissions).
+        """
+        listener = await open_unix_listener(
+            self.settings.socket_path, mode=self.settings.socket_mode, backlog=self.settings.backlog
+        )
+        try:
+            async with trio.open_nursery() as outer:
+                if self.events is not None:
+                    outer.start_soon(self.events.run)
+                try:
+                    async with trio.open_nursery() as connections:
+                        with trio.CancelScope() as self._accept_scope:
+                            task_status.started(self)
+                            await self._accept_loop(listener.listener, connections)
+                        # Shutting down: nobody new gets in; in-flight calls get the grace period.
+                        listener.unlink()
+                        connections.cancel_scope.deadline = trio.current_time() + self._grace
+                finally:
+                    if self.events is not None:
+                        self.events.close()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await listener.aclose()
+                await self.backend.aclose()
+
+    def shut_down(self, grace: float | None = None) -> None:
+        """Stop accepting, close idle connections, give in-flight calls `grace` seconds."""
+        if grace is not None:
+            self._grace = grace
+        self._closing = True
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        for connection in self._connections.values():
+            if connection.idle_scope is not None:
+                connection.idle_scope.cancel()
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:  # EMFILE and friends: wait for descriptors to come back
+                log.error("cannot accept a connection: %s; retrying in 100ms", exc.strerror or exc)
+                await trio.sleep(0.1)
+                continue
+            self._next_connection += 1
+            nursery.start_soon(self.handle_connection, stream, self._next_connection)
+
+    # -- one connection -----------------------------------------------------------------------
+
+    async def handle_connection(self, stream: trio.abc.Stream, ident: int) -> None:
+        """Serve calls on one connection until the daemon closes it (or we must)."""
+        connection = _Connection(ident)
+        self._connections[ident] = connection
+        wire = ServerWire()
+        docker = DockerSide(stream, wire)
+        try:
+            while docker.open:
+                try:
+                    event = wire.next_call()
+                except RequestError as exc:
+                    log.warning("connection %d: %s; answering %d and closing", ident, exc, exc.status_hint)
+                    self._record_refused(ident, None, exc)
+                    await docker.send_raw(wire.error_bytes(exc))
+                    return
+                if event is WireState.NEED_DATA:
+                    data = await self._receive(stream, wire, connection)
+                    if data is None:
+                        return
+                    wire.receive_data(data)
+                elif event is WireState.CLOSED:
+                    return
+                elif isinstance(event, Refused):
+                    log.warning("connection %d: %s", ident, event.error)
+                    self._record_refused(ident, event.target, event.error)
+                    if not await docker.send(event.error.docker_reply()) or not wire.keep_alive:
+                        return
+                else:
+                    assert isinstance(event, PluginCall)
+                    await self.handle_call(event, ident, docker)
+                    if self._closing or not wire.keep_alive:
+                        return
+        except Exception:
+            log.exception("connection %d: internal error; closing this connection, serving on", ident)
+        finally:
+            del self._connections[ident]
+            await trio.aclose_forcefully(stream)
+
+    async def _receive(self, stream: trio.abc.Stream, wire: ServerWire, connection: _Connection) -> bytes | None:
+        """Bytes from the daemon; None when the connection is over (closed, reset, timed out,
+        or idle at shutdown)."""
+        try:
+            if wire.mid_request:
+                with trio.fail_after(self.settings.request_read_timeout):
+                    return await stream.receive_some(RECEIVE_SIZE)
+            if self._closing:
+                return None
+            with trio.CancelScope() as connection.idle_scope:
+                data = await stream.receive_some(RECEIVE_SIZE)
+                connection.idle_scope = None
+                return data
+            connection.idle_scope = None
+            return None  # shut_down() cancelled this idle wait
+        except trio.TooSlowError:
+            log.warning(
+                "connection %d: request incomplete after %gs; closing", connection.ident, self.settings.request_read_timeout
+            )
+            return None
+        except trio.BrokenResourceError:
+            return None
+
+    # -- one call -----------------------------------------------------------------------------
+
+    async def handle_call(self, call: PluginCall, conn: int, docker: DockerSide) -> None:
+        self._seq += 1
+        seq = self._seq
+        started_at, started = time.time(), trio.current_time()
+        self.calls_by_operation[call.operation.value] += 1
+        self.in_flight += 1
+        decision = self.engine.decide(call, now=started)  # atomic: nothing to lock
+        if decision.injected:
+            log.info("injected %s on %s (rule %s): %s", decision.action, call, decision.rule, decision.plan)
+        elif call.retry:
+            log.info("%s: an empty body, dockerd's retry after a dropped connection; forwarded as it came", call)
+        progress = _CallProgress()
+        try:
+            await self.run_plan(call, decision.plan, docker, progress)
+        finally:
+            self.in_flight -= 1
+            if self.events is not None:
+                reply = progress.reply
+                self.events.record(
+                    CallRecord(
+                        started_at,
+                        seq,
+                        conn,
+                        call.operation.value,
+                        call.volume,
+                        call.mount_id,
+                        decision.rule,
+                        decision.action,
+                        progress.forwarded,
+                        progress.backend,
+                        reply.status if reply is not None else None,
+                        reply.err if reply is not None else None,
+                        trio.current_time() - started,
+                        call.retry,
+                        progress.outcome,
+                    )
+                )
+
+    async def run_plan(self, call: PluginCall, plan: Plan, docker: DockerSide, progress: _CallProgress) -> None:
+        reply: PluginReply | None = None
+        for effect in plan.effects:
+            match effect:
+                case Forward():
+                    reply = await self.forward(call, progress)
+                case Sleep(seconds=seconds):
+                    await trio.sleep(seconds)
+                case Reply(reply=injected):
+                    reply = injected
+                case Rewrite(edit=edit):
+                    assert reply is not None  # Plan's invariant: Forward or Reply came first
+                    reply = edit.apply(reply)
+                case Hang():
+                    await docker.wait_until_closed()  # dockerd gives up, not us
+                    progress.outcome = "hung"
+                    return
+                case Reset():
+                    await docker.reset()
+                    progress.outcome = "reset"
+                    return
+                case _:
+                    assert_never(effect)
+        assert reply is not None
+        progress.reply = reply
+        progress.outcome = "answered" if await docker.send(reply) else "client-gone"
+
+    async def forward(self, call: PluginCall, progress: _CallProgress) -> PluginReply:
+        """The backend's answer, or the honest error that names it. Activate is ours to answer."""
+        if call.operation is Operation.ACTIVATE:
+            return ACTIVATE_REPLY
+        progress.forwarded = True
+        try:
+            reply = await self.backend.call(call)
+        except BackendError as exc:
+            log.warning("%s: %s", call, exc)
+            progress.backend = BackendOutcome(error=str(exc))
+            return exc.docker_reply()
+        if self.events is not None:
+            progress.backend = BackendOutcome(reply.status, reply.err)
+        return reply
+
+    def _record_refused(self, conn: int, target: str | None, error: RequestError) -> None:
+        self._seq += 1
+        if self.events is None:
+            return
+        self.events.record(
+            CallRecord(
+                time.time(), self._seq, conn, target, None, None, None, None, False, None,
+                error.status_hint, str(error), 0.0, False, "refused",
+            )
+        )

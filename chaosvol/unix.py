@@ -1,0 +1,108 @@
+"""open_unix_listener: a listening unix socket that replaces a stale file and refuses a live one.
+
+The socket is bound under a temporary name, given its mode, and renamed into place, so a daemon
+never connects to a socket with the wrong mode or one that is not listening yet (trio#279 is the
+missing trio API this stands in for). `UnixListener.close()` unlinks the path only while it is
+still ours, so a successor that took the path over keeps its socket.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from typing import Final
+
+import trio
+
+from chaosvol.errors import UsageError
+
+# 512: dockerd's start-up burst opened 35 connections at once and a backlog of 5 overflowed
+# (dockerd-behaviour.md §4.13); the kernel caps this at net.core.somaxconn anyway.
+DEFAULT_BACKLOG: Final = 512
+# Sun paths are limited to 108 bytes including the NUL.
+MAX_SOCKET_PATH: Final = 107
+
+
+class UnixListener:
+    def __init__(self, listener: trio.SocketListener, path: str, identity: tuple[int, int]) -> None:
+        self.listener = listener
+        self.path = path
+        self._identity = identity
+
+    def unlink(self) -> None:
+        """Remove the socket file if it is still the one we created."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return
+        if (info.st_dev, info.st_ino) == self._identity:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    async def aclose(self) -> None:
+        self.unlink()
+        await self.listener.aclose()
+
+
+def check_socket_path(path: str) -> None:
+    """Refuse a path we could never bind, and a live socket; remove a stale one.
+
+    Raises:
+        UsageError: the path is too long, is not a socket, or another process serves it.
+    """
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise UsageError(f"socket path {path!r} is longer than {MAX_SOCKET_PATH} bytes, the limit for unix sockets")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise UsageError(f"{path} exists and is not a socket; remove it or choose another --name/--socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # stale: nobody listens any more
+        return
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:  # listening, with a full backlog: alive
+            raise UsageError(f"another process is serving {path}; stop it first or choose another --name/--socket") from exc
+        raise UsageError(f"cannot check {path}: {exc.strerror}") from exc
+    finally:
+        probe.close()
+    raise UsageError(f"another process is serving {path}; stop it first or choose another --name/--socket")
+
+
+async def open_unix_listener(path: str, *, mode: int = 0o660, backlog: int = DEFAULT_BACKLOG) -> UnixListener:
+    """Listen on `path` (see the module docstring).
+
+    Raises:
+        UsageError: see check_socket_path, or the directory cannot be created or written.
+    """
+    check_socket_path(path)
+    directory = os.path.dirname(path) or "."
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    if len(os.fsencode(temporary)) > MAX_SOCKET_PATH:
+        temporary = path  # no room for a temporary name: bind in place
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        if temporary != path and os.path.lexists(temporary):
+            os.unlink(temporary)
+        await sock.bind(temporary)
+        os.chmod(temporary, mode)
+        sock.listen(backlog)
+        if temporary != path:
+            os.rename(temporary, path)
+        info = os.stat(path)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+    return UnixListener(trio.SocketListener(sock), path, (info.st_dev, info.st_ino))
