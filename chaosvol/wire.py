@@ -169,6 +169,7 @@ class ClientWire:
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
         self._response: h11.Response | None = None
         self._body = bytearray()
+        self._answer_started = False
 
     def request_bytes(self, call: PluginCall, host: bytes) -> bytes:
         """The bytes of `call` as the backend should get them: dockerd's body and headers, our
@@ -186,6 +187,7 @@ class ClientWire:
             headers.append((b"Accept", PLUGIN_ACCEPT.encode("ascii")))
         headers.append((b"Content-Length", str(len(call.body)).encode("ascii")))
         conn = self._h11
+        self._answer_started = False
         data = conn.send(h11.Request(method=b"POST", target=call.operation.target.encode("ascii"), headers=headers))
         if call.body:
             data += conn.send(h11.Data(data=call.body))
@@ -193,6 +195,7 @@ class ClientWire:
         return data
 
     def receive_data(self, data: bytes) -> None:
+        self._answer_started = self._answer_started or bool(data)
         self._h11.receive_data(data)
 
     def next_reply(self) -> PluginReply | WireState:
@@ -232,8 +235,8 @@ class ClientWire:
 
     @property
     def got_any_response(self) -> bool:
-        """Whether any byte of an answer has been parsed (then a failure is not "nothing sent")."""
-        return self._h11.their_state is not h11.SEND_RESPONSE or bool(self._h11.trailing_data[0])
+        """Whether any byte of an answer has arrived since the request was sent."""
+        return self._answer_started
 
     @property
     def reusable(self) -> bool:

@@ -1,0 +1,126 @@
+"""The decision core: rule order, after/times/probability, seeds, and what each plan is."""
+
+from __future__ import annotations
+
+from chaosvol.effects import Forward, Reply, Sleep
+from chaosvol.engine import PASS, ChaosEngine
+from chaosvol.protocol import Operation, PluginReply
+from tests.support.builders import (
+    Playbook,
+    activate,
+    create,
+    empty_retry,
+    get,
+    injected_error,
+    list_,
+    mount,
+    profile,
+    remove,
+    rule,
+)
+
+
+def test_remove_fails_after_the_backend_deleted() -> None:
+    play = Playbook(rule({"error": {"when": "after"}}, op="Remove", times=1, name="rm-fails"))
+    play.at(10.0).call(remove("v1")).expect(Forward(), Reply(injected_error(Operation.REMOVE)))
+    play.at(12.5).call(remove("v1")).expect(Forward())
+    assert play.engine.statistics().rules["rm-fails"].last_fired_at == 10.0
+
+
+def test_no_rule_means_every_call_passes_untouched() -> None:
+    engine = ChaosEngine(profile())
+    for call in (activate(), create("v"), get("v"), remove("v"), list_()):
+        assert engine.decide(call, now=0.0) is PASS
+
+
+def test_after_lets_the_first_n_matching_calls_through_and_times_caps_the_fires() -> None:
+    play = Playbook(rule("drop", op="Remove", after=2, times=2, name="r"))
+    plans = [play.call(remove(f"v{i}")).decision.rule for i in range(6)]
+    assert plans == [None, None, "r", "r", None, None]
+    stats = play.engine.statistics().rules["r"]
+    assert (stats.matched, stats.fired) == (6, 2)
+
+
+def test_the_first_rule_that_fires_decides_and_later_rules_do_not_count_the_call() -> None:
+    play = Playbook(
+        rule("pass", op="Remove", volume="keep-*", name="shield"),
+        rule("drop", op="Remove", name="dropper"),
+    )
+    play.call(remove("keep-1")).expect(Forward())
+    play.call(remove("other")).expect(Reply(PluginReply.ok()))
+    stats = play.engine.statistics().rules
+    assert (stats["shield"].matched, stats["dropper"].matched) == (1, 1)
+
+
+def test_a_rule_that_does_not_fire_lets_the_next_rule_decide() -> None:
+    play = Playbook(
+        rule("drop", op="Remove", times=1, name="once"),
+        rule({"error": {"message": "later"}}, op="Remove", name="after-that"),
+    )
+    assert play.call(remove("a")).decision.rule == "once"
+    assert play.call(remove("b")).decision.rule == "after-that"
+
+
+def test_volume_globs_and_create_options_select_calls() -> None:
+    play = Playbook(rule("drop", op="Create", volume="chaos-*", opts={"size": "1G"}, name="r"))
+    assert play.call(create("chaos-1", {"size": "1G", "x": "y"})).decision.rule == "r"
+    assert play.call(create("chaos-2", {"size": "2G"})).decision.rule is None
+    assert play.call(create("calm", {"size": "1G"})).decision.rule is None
+
+
+def test_a_volume_pattern_never_matches_calls_that_name_no_volume() -> None:
+    play = Playbook(rule("error", volume="*", name="r"))
+    assert play.call(list_()).decision.rule is None
+    assert play.call(empty_retry(Operation.REMOVE)).decision.rule is None
+    assert play.call(get("x")).decision.rule == "r"
+
+
+def test_rules_without_op_never_touch_activate_unless_asked() -> None:
+    play = Playbook(rule("error", name="everything"))
+    assert play.call(activate()).decision is PASS
+    play2 = Playbook(rule({"delay": {"duration": "1s"}}, op="Activate", name="slow-activate"))
+    play2.call(activate()).expect(Sleep(1.0), Forward())
+
+
+def test_probability_draws_from_the_rules_own_seeded_stream() -> None:
+    def fired(seed: int) -> list[bool]:
+        play = Playbook(rule("drop", op="Remove", probability=0.5, name="half"), seed=seed)
+        return [play.call(remove("v")).decision.rule == "half" for _ in range(64)]
+
+    assert fired(1) == fired(1)
+    assert fired(1) != fired(2)
+    assert 16 < sum(fired(1)) < 48
+
+
+def test_adding_a_rule_does_not_shift_another_rules_draws() -> None:
+    flaky = rule("drop", op="Remove", probability=0.5, name="flaky")
+    alone = ChaosEngine(profile(flaky), seed=3)
+    with_other = ChaosEngine(profile(rule("error", op="Get", probability=0.5, name="other"), flaky), seed=3)
+    calls = [remove("v"), get("v")] * 20
+    first = [d.rule for d in (alone.decide(c, now=0) for c in calls) if d.rule == "flaky"]
+    second = [d.rule for d in (with_other.decide(c, now=0) for c in calls) if d.rule == "flaky"]
+    assert [alone.decide(remove("v"), now=0).rule for _ in range(10)] == [
+        with_other.decide(remove("v"), now=0).rule for _ in range(10)
+    ]
+    assert first == second
+
+
+def test_the_profile_seed_is_used_unless_overridden() -> None:
+    assert ChaosEngine(profile(seed=7)).seed == 7
+    assert ChaosEngine(profile(seed=7), seed=9).seed == 9
+
+
+def test_delay_jitter_is_drawn_and_stays_within_bounds() -> None:
+    play = Playbook(rule({"delay": {"duration": "1s", "jitter": "200ms"}}, op="Mount", name="r"), seed=5)
+    waits = []
+    for _ in range(50):
+        sleep = play.call(mount("v")).decision.plan.effects[0]
+        assert isinstance(sleep, Sleep)
+        waits.append(sleep.seconds)
+    assert all(0.8 <= w <= 1.2 for w in waits) and len(set(waits)) > 10
+
+
+def test_several_actions_run_in_order_around_one_forward() -> None:
+    play = Playbook(rule([{"delay": {"duration": "2s"}}, {"error": {"when": "after"}}], op="Create", name="r"))
+    play.call(create("v")).expect(Sleep(2.0), Forward(), Reply(injected_error(Operation.CREATE)))
+    assert play.decisions[0].action == "delay+error"

@@ -1,0 +1,45 @@
+from chaosvol.protocol import Operation, PluginCall, PluginReply, decode_first_json_value
+
+
+def test_a_call_keeps_the_exact_bytes_and_parses_what_rules_match_on() -> None:
+    body = b'{"Name":"v1","Opts":{"size":"5"}}\n'
+    call = PluginCall.parse(Operation.CREATE, body)
+    assert (call.body, call.volume, call.opts, call.retry) == (body, "v1", {"size": "5"}, False)
+
+
+def test_an_empty_body_on_an_endpoint_that_always_has_one_is_dockerds_retry() -> None:
+    call = PluginCall.parse(Operation.REMOVE, b"")
+    assert call.retry and call.volume is None
+
+
+def test_activate_has_no_body_and_is_not_a_retry() -> None:
+    assert not PluginCall.parse(Operation.ACTIVATE, b"").retry
+
+
+def test_an_unreadable_body_is_kept_for_the_backend_to_judge() -> None:
+    call = PluginCall.parse(Operation.GET, b"not json")
+    assert (call.body, call.volume) == (b"not json", None)
+
+
+def test_keys_are_read_case_insensitively_as_go_does() -> None:
+    call = PluginCall.parse(Operation.MOUNT, b'{"name":"v1","id":"abc"}')
+    assert (call.volume, call.mount_id) == ("v1", "abc")
+
+
+def test_only_the_first_json_value_is_read_like_gos_decoder() -> None:
+    assert decode_first_json_value(b'{"Err":""}\n{"Err":"second"}') == {"Err": ""}
+
+
+def test_reply_err_follows_dockerds_rules() -> None:
+    assert PluginReply.ok().err is None
+    assert PluginReply.json({"Err": "boom"}).err == "boom"
+    assert PluginReply.error("x", 500).err == "x"
+    assert PluginReply(500, b"Internal Server Error\n").err == "Internal Server Error"
+    assert PluginReply(200, b"").err == "EOF"
+    assert PluginReply(200, b"<html>").err == "undecodable body"
+    assert PluginReply.json({"Volume": None}).err is None
+
+
+def test_with_fields_replaces_a_key_whatever_its_case() -> None:
+    reply = PluginReply.json({"mountpoint": "/a", "Err": ""}).with_fields(Mountpoint="/b")
+    assert reply.decoded() == {"Err": "", "Mountpoint": "/b"}
