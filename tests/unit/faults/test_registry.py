@@ -1,0 +1,37 @@
+"""Every registered fault is complete: a docstring, an example that loads, and a plan for it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import yaml
+
+from chaosvol.faults import FAULTS, FaultContext
+from chaosvol.profile import parse_profile
+from chaosvol.protocol import Operation, PluginCall
+
+
+@pytest.mark.parametrize("word", sorted(FAULTS))
+def test_each_fault_has_a_docstring_and_an_example_that_loads(word: str) -> None:
+    fault = FAULTS[word]
+    assert fault.__doc__ and fault.word == word
+    written = yaml.safe_load(fault.example)
+    assert (written if isinstance(written, str) else next(iter(written))) == word
+    ops = sorted(op.value for op in (fault.operations or {Operation.MOUNT}))
+    if word == "corrupt":
+        ops = ["Mount"]
+    action = fault.example if isinstance(written, str) else "{" + fault.example + "}"
+    text = f"version: 1\nrules:\n  - match: {{op: {ops}}}\n    action: {action}\n"
+    loaded = parse_profile(text, "example.yaml")
+    (rule,) = loaded.rules
+    for operation in rule.match.operations:
+        plan = rule.plan(PluginCall.build(operation, "v", mount_id="a" * 64), FaultContext(random.Random(0), 0.0, 1))
+        assert plan.effects
+
+
+def test_the_contracts_actions_are_all_registered_or_announced() -> None:
+    from chaosvol.faults import NOT_SUPPORTED_YET
+
+    contract = {"pass", "drop", "delay", "error", "hang", "reset", "corrupt", "hide", "ghost", "hold", "crash"}
+    assert contract == set(FAULTS) | set(NOT_SUPPORTED_YET)
