@@ -82,6 +82,9 @@ class DaemonClient:
         return data == b""
 
     async def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are; `read_reply()` then reads the one answer they get."""
+        self.wire = ClientWire()
+        self.wire.request_bytes(PluginCall.build(Operation.LIST), b"")  # expect an answer now
         await self.stream.send_all(data)
 
     async def read_raw(self) -> bytes:

@@ -1,0 +1,256 @@
+"""The shell on memory streams, with trio's fake clock: delays are asserted exactly."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+import yaml
+
+from chaosvol.engine import ChaosEngine
+from chaosvol.errors import BackendUnavailable
+from chaosvol.eventlog import EventLog
+from chaosvol.faults import FAULTS
+from chaosvol.protocol import Operation, PluginCall, PluginReply
+from chaosvol.server import PluginServer
+from chaosvol.settings import ServeSettings
+from tests.support.builders import (
+    DOCKERD_REQUESTS,
+    activate,
+    create,
+    get,
+    list_,
+    mount,
+    profile,
+    remove,
+    rule,
+)
+from tests.support.fakes import DaemonClient, FailingBackend, RecordingBackend
+
+
+@dataclass
+class Proxy:
+    server: PluginServer
+    backend: RecordingBackend
+    log: io.StringIO
+    events: EventLog
+    nursery: trio.Nursery
+    connections: int = 0
+
+    def connect(self) -> DaemonClient:
+        client, server = trio.testing.memory_stream_pair()
+        self.connections += 1
+        self.nursery.start_soon(self.server.handle_connection, server, self.connections)
+        return DaemonClient(client)
+
+    async def records(self) -> list[dict[str, Any]]:
+        await trio.testing.wait_all_tasks_blocked()
+        return [json.loads(line) for line in self.log.getvalue().splitlines()]
+
+
+async def start_proxy(nursery: trio.Nursery, *rules: dict[str, Any], backend: RecordingBackend | None = None) -> Proxy:
+    backend = backend or RecordingBackend()
+    log = io.StringIO()
+    events = EventLog(log, close_stream=False)
+    nursery.start_soon(events.run)
+    settings = ServeSettings("test", "/nonexistent/test.sock", backend.name)
+    server = PluginServer(settings, backend, ChaosEngine(profile(*rules)), events)
+    return Proxy(server, backend, log, events, nursery)
+
+
+async def test_delay_before_forward_lasts_exactly_forty_seconds(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule({"delay": {"duration": "40s"}}, op="Remove"))
+    reply = await proxy.connect().call(remove("v1"))
+    assert (trio.current_time(), reply.status, proxy.backend.calls) == (40.0, 200, [remove("v1")])
+
+
+async def test_a_delayed_call_never_blocks_calls_on_other_connections(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule({"delay": {"duration": "40s"}}, op="Mount"))
+    finished: dict[str, float] = {}
+
+    async def slow() -> None:
+        await proxy.connect().call(mount("v1"))
+        finished["mount"] = trio.current_time()
+
+    nursery.start_soon(slow)
+    await trio.testing.wait_all_tasks_blocked()
+    await proxy.connect().call(get("v1"))
+    finished["get"] = trio.current_time()
+    await trio.sleep(41)
+    assert finished == {"get": 0.0, "mount": 40.0}
+
+
+async def test_activate_is_answered_by_the_proxy_itself(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery)
+    reply = await proxy.connect().call(activate())
+    assert (reply.status, reply.decoded(), proxy.backend.calls) == (200, {"Implements": ["VolumeDriver"]}, [])
+
+
+async def test_pass_through_is_byte_for_byte_both_ways(nursery: trio.Nursery) -> None:
+    odd = PluginReply(201, b'{"Err":"weird"}  trailing', "text/plain")
+    proxy = await start_proxy(nursery, backend=RecordingBackend(lambda call: odd))
+    client = proxy.connect()
+    for sample in DOCKERD_REQUESTS[1:]:
+        await client.send_raw(sample.raw)
+        reply = await client.read_reply()
+        assert (reply.status, reply.body, reply.content_type) == (201, odd.body, "text/plain")
+    assert [c.body for c in proxy.backend.calls] == [s.call.body for s in DOCKERD_REQUESTS[1:]]
+
+
+async def test_a_dropped_remove_is_logged_as_injected_and_not_forwarded(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule("drop", op="Remove", name="drop-removes"))
+    reply = await proxy.connect().call(remove("v1"))
+    assert reply == PluginReply.ok() and proxy.backend.calls == []
+    (record,) = await proxy.records()
+    assert {k: record[k] for k in ("seq", "conn", "op", "volume", "rule", "action", "forwarded", "backend", "reply", "injected", "outcome")} == {
+        "seq": 1, "conn": 1, "op": "Remove", "volume": "v1", "rule": "drop-removes", "action": "drop",
+        "forwarded": False, "backend": None, "reply": {"status": 200, "err": None}, "injected": True, "outcome": "answered",
+    }
+
+
+async def test_an_empty_body_retry_is_forwarded_as_it_came_and_marked(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery)
+    client = proxy.connect()
+    await client.send_raw(next(s for s in DOCKERD_REQUESTS if s.label == "empty-body-retry").raw)
+    await client.read_reply()
+    assert proxy.backend.calls[0].body == b"" and proxy.backend.calls[0].retry
+    (record,) = await proxy.records()
+    assert record["retry"] is True and record["op"] == "Remove"
+
+
+async def test_hang_never_answers_and_ends_when_the_daemon_hangs_up(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule({"hang": {"forward": "130s"}}, op="Create"))
+    client = proxy.connect()
+    await client.send_raw(client.wire.request_bytes(create("late"), b""))
+    with trio.move_on_after(120):  # dockerd's Create timeout
+        await client.read_reply()
+        raise AssertionError("a hung call was answered")
+    await client.stream.aclose()
+    assert proxy.backend.calls == []
+    await trio.sleep(15)
+    assert proxy.backend.calls == [create("late")]  # the backend creates it late, as planned
+    (record,) = await proxy.records()
+    assert (record["outcome"], record["reply"], record["forwarded"], record["ms"]) == ("hung", None, True, 130000.0)
+
+
+async def test_reset_closes_without_an_answer_after_the_backend_acted(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule({"reset": {"when": "after"}}, op="Remove"))
+    client = proxy.connect()
+    await client.send_raw(client.wire.request_bytes(remove("v1"), b""))
+    assert await client.closed_without_answer()
+    assert proxy.backend.calls == [remove("v1")]
+
+
+async def test_backend_failures_are_honest_errors_naming_the_backend(nursery: trio.Nursery) -> None:
+    backend = FailingBackend(BackendUnavailable("realvol", "cannot connect: Connection refused"))
+    proxy = await start_proxy(nursery, backend=backend)
+    reply = await proxy.connect().call(remove("v1"))
+    assert reply.status == 502
+    assert reply.err == "chaosvol: backend realvol unavailable: cannot connect: Connection refused"
+    assert "injected" not in (reply.err or "")
+    (record,) = await proxy.records()
+    assert record["injected"] is False and record["backend"] == {"error": "backend realvol unavailable: cannot connect: Connection refused"}
+
+
+async def test_an_unknown_endpoint_gets_404_and_the_connection_serves_on(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery)
+    client = proxy.connect()
+    await client.send_raw(b"POST /VolumeDriver.Snapshot HTTP/1.1\r\nHost: \r\nContent-Length: 3\r\n\r\n{}\n")
+    refused = await client.read_reply()
+    assert refused.status == 404 and "unknown endpoint" in (refused.err or "")
+    assert (await client.call(list_())).status == 200
+
+
+async def test_a_malformed_request_gets_400_and_only_its_connection_closes(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery)
+    bad, good = proxy.connect(), proxy.connect()
+    await bad.send_raw(b"POST /VolumeDriver.Get HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+    raw = await bad.read_raw()
+    assert raw.startswith(b"HTTP/1.1 400 ") and b'"Err":"chaosvol: bad request' in raw
+    assert (await good.call(get("v"))).status == 200
+
+
+async def test_half_a_request_is_dropped_after_the_read_timeout_but_delays_are_not(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule({"delay": {"duration": "100s"}}, op="Mount"))
+    stalled, delayed = proxy.connect(), proxy.connect()
+    await stalled.send_raw(b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: \r\n")
+    result: dict[str, float] = {}
+
+    async def mount_call() -> None:
+        reply = await delayed.call(mount("v"))
+        result["mount"] = trio.current_time() if reply.status == 200 else -1
+
+    nursery.start_soon(mount_call)
+    assert await stalled.closed_without_answer()
+    assert trio.current_time() == 30.0
+    await trio.sleep(80)
+    assert result == {"mount": 100.0}
+
+
+async def test_a_daemon_that_hangs_up_before_the_answer_is_logged_not_fatal(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule({"delay": {"duration": "70s"}}, op="Remove"))
+    client = proxy.connect()
+    await client.send_raw(client.wire.request_bytes(remove("v1"), b""))
+    await trio.sleep(60)
+    await client.stream.aclose()
+    await trio.sleep(20)
+    (record,) = await proxy.records()
+    assert record["outcome"] == "client-gone" and proxy.backend.calls == [remove("v1")]
+    assert (await proxy.connect().call(get("v"))).status == 200
+
+
+def _example_rule(word: str) -> dict[str, Any]:
+    fault = FAULTS[word]
+    written = yaml.safe_load(fault.example)
+    operations = sorted(op.value for op in (fault.operations or {Operation.MOUNT}))
+    return rule(written, op=["Mount"] if word == "corrupt" else operations)
+
+
+@pytest.mark.parametrize("word", sorted(FAULTS))
+async def test_every_registered_example_runs_through_the_shell(word: str, autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, _example_rule(word))
+    fault = FAULTS[word]
+    operation = sorted(fault.operations or {Operation.MOUNT}, key=lambda op: op.value)[0]
+    call = PluginCall.build(operation, "v", mount_id="a" * 64 if operation in (Operation.MOUNT, Operation.UNMOUNT) else None)
+    client = proxy.connect()
+    await client.send_raw(client.wire.request_bytes(call, b""))
+    with trio.move_on_after(200):
+        try:
+            await client.read_reply()
+        except Exception:
+            pass  # reset and hang end without an answer: what matters is the record below
+    await client.stream.aclose()
+    await trio.sleep(200)
+    (record,) = await proxy.records()
+    assert record["rule"] == "rule-0" and record["action"] == word and record["injected"]
+
+
+async def test_the_event_log_survives_a_write_error(nursery: trio.Nursery) -> None:
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    events = EventLog(Full(), close_stream=False)
+    nursery.start_soon(events.run)
+    server = PluginServer(ServeSettings("t", "/x", "r"), RecordingBackend(), ChaosEngine(profile()), events)
+    client, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(server.handle_connection, server_stream, 1)
+    daemon = DaemonClient(client)
+    for _ in range(3):
+        assert (await daemon.call(get("v"))).status == 200
+    await trio.testing.wait_all_tasks_blocked()
+    assert events.lost == 3 and events.written == 0
+
+
+def test_random_is_never_used_globally() -> None:
+    state = random.getstate()
+    engine = ChaosEngine(profile(rule("drop", op="Remove", probability=0.5)))
+    for _ in range(10):
+        engine.decide(remove("v"), now=0.0)
+    assert random.getstate() == state
