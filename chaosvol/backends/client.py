@@ -7,9 +7,10 @@ What it promises the proxy:
 * a backend that is not there yet (socket missing, connection refused) is retried on dockerd's
   own schedule (1, 2, 4, 8 s: about 15 s, protocol.md §4.2), so a backend restart that dockerd
   would have ridden out is ridden out here too;
-* an idle connection the backend has closed is noticed before it is reused, and a request whose
-  bytes could not be written on a reused connection is sent again on a new one; a request the
-  backend may have read is never sent twice;
+* an idle connection the backend has closed is noticed before it is reused, and a request on a
+  reused connection that the backend provably never read (the write failed, or the connection
+  was reset with it unread) is sent again on a new one; a request the backend may have read is
+  never sent twice;
 * every failure becomes a BackendError naming the backend; each call has a deadline a little
   longer than dockerd's for that operation, so we never give up before dockerd does.
 """
@@ -145,6 +146,11 @@ class PluginClient:
                 assert isinstance(reply, PluginReply)
                 break
         except (OSError, trio.BrokenResourceError) as exc:
+            if connection.reused and not wire.got_any_response and _errno(exc) == errno.ECONNRESET:
+                # A reset (not a clean EOF) means the backend closed with our request unread in
+                # its buffer: it closed the idle connection as we reused it. Never read, so safe
+                # to send again; after a clean EOF it may have acted, and we never resend.
+                raise _NothingSent() from exc
             raise BackendUnavailable(self.name, f"connection lost waiting for the answer to {call.operation.value}: {_reason(exc)}") from exc
         except h11.RemoteProtocolError as exc:
             if not wire.got_any_response:
@@ -198,6 +204,13 @@ def _still_open(stream: trio.abc.Stream) -> bool:
     poller = select.poll()
     poller.register(sock.fileno(), _POLL_CLOSED)
     return not poller.poll(0)
+
+
+def _errno(exc: BaseException) -> int | None:
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        if isinstance(candidate, OSError):
+            return candidate.errno
+    return None
 
 
 def _reason(exc: BaseException) -> str:
