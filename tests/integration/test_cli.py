@@ -1,0 +1,144 @@
+"""The CLI as a user runs it: a subprocess, its output and exit codes, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from chaosvol.protocol import PluginReply
+from chaosvol.wire import ClientWire, WireState
+from tests.support.builders import create, remove
+
+CHAOSVOL = [sys.executable, "-m", "chaosvol"]
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CHAOSVOL, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen([*CHAOSVOL, "serve", *args], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            if line.startswith("chaosvol: serving "):
+                process.ready_line = line  # type: ignore[attr-defined]
+                break
+        else:
+            raise AssertionError("no ready line")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def call(path: str, request: object) -> PluginReply:
+    wire = ClientWire()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(wire.request_bytes(request, b""))  # type: ignore[arg-type]
+        while True:
+            reply = wire.next_reply()
+            if reply is not WireState.NEED_DATA:
+                assert isinstance(reply, PluginReply)
+                return reply
+            wire.receive_data(sock.recv(65536))
+
+
+def test_help_describes_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0 and "serve" in result.stdout and "check" in result.stdout
+    serve_help = run("serve", "--help").stdout
+    assert "--backend SPEC" in serve_help and "drop-removes" in serve_help
+
+
+def test_check_accepts_shipped_profiles_and_rejects_bad_ones_with_positions(tmp_path: Path) -> None:
+    ok = run("check", "drop-removes", "flaky")
+    assert ok.returncode == 0 and ok.stdout.count(": ok (") == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - match: {op: Remove}\n    action: dorp\n")
+    result = run("check", str(bad))
+    assert result.returncode == 2
+    assert result.stderr == f"{bad}:4:13: rules[0].action: unknown action 'dorp' (did you mean 'drop'?); allowed: corrupt, delay, drop, error, ghost, hang, hide, pass, reset\n"
+
+
+def test_serve_refuses_bad_input_with_one_message_and_exit_2(short_tmp: str) -> None:
+    for args, says in [
+        (["--profile", "no-such-profile"], "no shipped profile named 'no-such-profile'"),
+        (["--backend", "ftp://x"], "unknown scheme 'ftp'"),
+        (["--control", "/tmp/x"], "not supported yet"),
+        (["--socket", f"{short_tmp}/{'x' * 120}.sock"], "longer than 107 bytes"),
+    ]:
+        result = run("serve", "--socket", f"{short_tmp}/s.sock", "--backend", f"builtin:{short_tmp}/v", *args)
+        assert result.returncode == 2, result.stderr
+        assert says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_runs_logs_events_and_stops_cleanly_on_sigterm(short_tmp: str) -> None:
+    sock, events = f"{short_tmp}/p.sock", f"{short_tmp}/events.jsonl"
+    with serving("--socket", sock, "--backend", f"builtin:{short_tmp}/v", "--profile", "drop-removes", "--events", events) as process:
+        assert process.ready_line == f"chaosvol: serving p on {sock} -> builtin:{short_tmp}/v\n"  # type: ignore[attr-defined]
+        assert oct(os.stat(sock).st_mode & 0o777) == "0o660"
+        assert call(sock, create("v1")).err is None
+        assert call(sock, remove("v1")) == PluginReply.ok()
+        assert os.path.isdir(f"{short_tmp}/v/volumes/v1")  # the remove was dropped
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    assert not os.path.exists(sock)
+    lines = [json.loads(line) for line in Path(events).read_text().splitlines()]
+    assert [(r["op"], r["rule"], r["forwarded"]) for r in lines] == [("Create", None, True), ("Remove", "drop-removes", False)]
+
+
+def test_a_stale_socket_is_replaced_and_a_live_one_refused(short_tmp: str) -> None:
+    sock = f"{short_tmp}/p.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(sock)
+    stale.close()
+    with serving("--socket", sock, "--backend", f"builtin:{short_tmp}/v") as process:
+        second = run("serve", "--socket", sock, "--backend", f"builtin:{short_tmp}/v2")
+        assert second.returncode == 2 and f"another process is serving {sock}" in second.stderr
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+
+
+def test_backend_command_serves_the_builtin_backend_alone(short_tmp: str) -> None:
+    sock = f"{short_tmp}/b.sock"
+    process = subprocess.Popen([*CHAOSVOL, "backend", "--socket", sock, "--root", f"{short_tmp}/r"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        lines = [process.stderr.readline(), process.stderr.readline()]
+        assert lines[1] == f"chaosvol: serving b on {sock} -> builtin:{short_tmp}/r\n"
+        assert call(sock, create("v1")).err is None
+        assert os.path.isdir(f"{short_tmp}/r/volumes/v1/_data")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("module", [["-m", "chaosvol"]])
+def test_python_dash_m_is_the_same_program(module: list[str]) -> None:
+    assert subprocess.run([sys.executable, *module, "--version"], capture_output=True, text=True).stdout.startswith("chaosvol ")
