@@ -183,7 +183,8 @@ def run_serve(args: argparse.Namespace) -> int:
     engine = ChaosEngine(profile, seed=seed)
     settings = ServeSettings(_name(args), socket_path, args.backend)
     rules = len(profile.rules)
-    how = " (chosen at random; --seed replays it)" if chosen and rules else ""
+    draws = any(rule.probability < 1 or getattr(action, "jitter", 0) for rule in profile.rules for action in rule.actions)
+    how = f" (chosen at random: --seed {seed} replays this run)" if chosen and draws else ""
     profile_line = f"profile {profile.source} ({rules} rule{'s' if rules != 1 else ''}), seed {seed}{how}"
     return _run_server(PluginServer(settings, backend, engine, events), profile_line)
 
