@@ -152,12 +152,12 @@ def _setup_logging(level: str) -> None:
 
 
 def _socket_path(args: argparse.Namespace) -> str:
-    return str(args.socket) if args.socket else default_socket_path(args.name)
+    return str(args.socket) if args.socket else default_socket_path(str(args.name))
 
 
 def _name(args: argparse.Namespace) -> str:
     if args.socket:
-        base = args.socket.rsplit("/", 1)[-1]
+        base = str(args.socket).rsplit("/", 1)[-1]
         return base.removesuffix(".sock")
     return str(args.name)
 

@@ -41,7 +41,7 @@ class EventLog:
 
         if target == "-":
             return cls(sys.stdout, close_stream=False)
-        return cls(open(target, "a", encoding="utf-8"), close_stream=True)  # noqa: SIM115
+        return cls(open(target, "a", encoding="utf-8"), close_stream=True)
 
     def record(self, record: CallRecord) -> None:
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Outcome = Literal["answered", "hung", "reset", "client-gone", "cut", "refused"]
@@ -58,7 +58,7 @@ class CallRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "t": datetime.fromtimestamp(self.started_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "t": datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "seq": self.seq,
             "conn": self.conn,
             "op": self.operation,

@@ -213,7 +213,9 @@ class PluginServer:
             del self._connections[ident]
             await trio.aclose_forcefully(stream)
 
-    async def _receive(self, stream: trio.abc.Stream, wire: ServerWire, connection: _Connection) -> bytes | None:
+    async def _receive(
+        self, stream: trio.abc.Stream, wire: ServerWire, connection: _Connection
+    ) -> bytes | bytearray | None:
         """Bytes from the daemon; None when the connection is over (closed, reset, timed out,
         or idle at shutdown)."""
         try:

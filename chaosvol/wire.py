@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import http
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -65,9 +66,9 @@ class ServerWire:
         self._request: h11.Request | None = None
         self._body = bytearray()
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes read from the socket; b"" means the peer closed its side."""
-        self._h11.receive_data(data)
+        self._h11.receive_data(data if isinstance(data, bytes) else bytes(data))
 
     def next_call(self) -> PluginCall | Refused | WireState:
         """The next complete request, or what is needed before there is one.
@@ -155,7 +156,7 @@ class ServerWire:
         self._h11.send_failed()
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     for name, value in headers:
         if name == b"content-length":
             return int(value)  # h11 already checked that it is a number
@@ -194,9 +195,9 @@ class ClientWire:
         data += conn.send(h11.EndOfMessage())
         return data
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         self._answer_started = self._answer_started or bool(data)
-        self._h11.receive_data(data)
+        self._h11.receive_data(data if isinstance(data, bytes) else bytes(data))
 
     def next_reply(self) -> PluginReply | WireState:
         """The backend's complete answer, or NEED_DATA.

@@ -7,7 +7,8 @@ errors are answers and are passed on untouched) or raises BackendError when ther
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Protocol, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeAlias
 
 import trio
 

@@ -57,7 +57,7 @@ class ClientTimeouts:
 
 
 class _Connection:
-    __slots__ = ("stream", "wire", "reused")
+    __slots__ = ("reused", "stream", "wire")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream

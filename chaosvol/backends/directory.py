@@ -20,7 +20,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,7 @@ class DirectoryBackend:
             return PluginReply.ok()
         if opts is not None and not isinstance(opts, dict):
             raise VolumeError("Opts must be an object of strings")
-        state = VolumeState(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), dict(opts or {}))
+        state = VolumeState(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), dict(opts or {}))
         try:
             self._data(name).mkdir(parents=True, exist_ok=True)
             self._save(name, state)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Final, Protocol, TypeVar
+from typing import Any, ClassVar, Final, Protocol, TypeVar
 
 from chaosvol.effects import Plan
 from chaosvol.protocol import Operation, PluginCall

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from chaosvol.durations import Seconds
-from chaosvol.effects import Forward, Hang as HangEffect, Plan, Sleep
+from chaosvol.effects import Forward, Plan, Sleep
+from chaosvol.effects import Hang as HangEffect
 from chaosvol.faults import FaultContext, register
 from chaosvol.protocol import PluginCall
 

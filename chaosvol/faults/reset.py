@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from chaosvol.effects import Forward, Plan, Reset as ResetEffect
+from chaosvol.effects import Forward, Plan
+from chaosvol.effects import Reset as ResetEffect
 from chaosvol.faults import FaultContext, register
 from chaosvol.protocol import PluginCall
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -16,7 +16,6 @@ import trio
 from chaosvol.backends import Backend
 from chaosvol.backends.client import ClientTimeouts, PluginClient
 from chaosvol.backends.directory import DirectoryBackend
-from chaosvol.backends.spec import open_backend
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import UsageError
 from chaosvol.profile import PASSTHROUGH
