@@ -112,6 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("profiles", nargs="+", metavar="PROFILE", help="a profile file or a shipped name")
     check.set_defaults(run=run_check)
+
+    audit = commands.add_parser(
+        "audit",
+        help="compare what dockerd believes with what the backend holds; exit 1 on any inconsistency",
+        description="Compare dockerd's view of a driver's volumes with the backend's, and with what the event log "
+        "says dockerd was told. One line per inconsistency: the kind, the volume, what each side believes. "
+        "Exit 0: consistent; 1: inconsistencies found; 2: could not audit. Changes nothing.",
+    )
+    audit.add_argument("--docker-host", metavar="URL", help="dockerd to ask (default: DOCKER_HOST, then the default socket)")
+    audit.add_argument("--driver", default="chaosvol", help="the driver name dockerd knows the volumes by (default: chaosvol)")
+    audit.add_argument("--backend", default=DEFAULT_BACKEND, metavar="SPEC", help=f"the backend, asked directly, never through faults (default: {DEFAULT_BACKEND})")
+    audit.add_argument("--events", metavar="FILE", help="the proxy's event log: what dockerd was told (created, removed, mounted)")
+    audit.add_argument("--json", action="store_true", help="print a JSON list of findings")
+    audit.set_defaults(run=run_audit)
     return parser
 
 
@@ -259,6 +273,51 @@ def run_check(args: argparse.Namespace) -> int:
         rules = len(profile.rules)
         print(f"{profile.source}: ok ({rules} rule{'s' if rules != 1 else ''})")
     return code
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    import json
+
+    from chaosvol.audit import LogView, audit
+    from chaosvol.backends.inventory import backend_view
+    from chaosvol.daemon import daemon_view
+    from chaosvol.events import parse_line
+
+    log = None
+    if args.events:
+        try:
+            with open(args.events, encoding="utf-8") as handle:
+                records = []
+                for number, line in enumerate(handle, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        records.append(parse_line(line))
+                    except ValueError as exc:
+                        if line.endswith("\n"):
+                            raise UsageError(f"{args.events}:{number}: not an event-log line: {exc}") from exc
+                        # The last line of a log being written (or of a killed run): ignore it.
+            log = LogView.from_records(records)
+        except OSError as exc:
+            raise UsageError(f"--events {args.events}: cannot read: {exc.strerror or exc}") from exc
+    daemon = daemon_view(args.docker_host)
+    backend = backend_view(args.backend)
+    findings = audit(args.driver, daemon, backend, log)
+    if args.json:
+        print(json.dumps([finding.to_json() for finding in findings], indent=2))
+    else:
+        for finding in findings:
+            print(finding)
+        for warning in daemon.warnings:
+            print(f"note: dockerd warned: {warning} (its volume list may include stale cached entries)", file=sys.stderr)
+        if log is None:
+            print("note: without --events, only what dockerd and the backend show now is compared", file=sys.stderr)
+        if not findings:
+            print(f"consistent: dockerd and the backend agree on {args.driver}'s volumes", file=sys.stderr)
+    return EXIT_FOUND if findings else EXIT_OK
 
 
 def _as_message(exc: ChaosvolError) -> str:

@@ -10,10 +10,13 @@ One JSON object per line, written when the call ends:
 * `t`: when the call arrived (UTC); `ms`: how long it took until answered, cut or abandoned.
 * `backend`: what the backend answered (`status`, `err`) or `{"error": "..."}` for a transport
   failure; null when it was not asked.
-* `reply`: what the daemon was sent; null when nothing was (`outcome` says why: `hung`,
+* `reply`: what the daemon was sent (for Get, `found` says whether it carried a volume); null
+  when nothing was (`outcome` says why: `hung`,
   `reset`, `client-gone` when the daemon hung up first, `cut` at shutdown).
 * `retry`: an empty body where dockerd always sends one: its retry after a dropped connection.
 * `injected`: a rule fired. A real failure has `injected: false` and names the backend.
+* `opts`: the options of a Create (null for other calls), so that an audit can tell which
+  options dockerd should still know.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class CallRecord:
     elapsed: float  # seconds
     retry: bool = False
     outcome: Outcome = "answered"
+    opts: dict[str, str] | None = None
+    reply_found: bool | None = None  # Get only: whether the answer carried a volume
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,12 +73,21 @@ class CallRecord:
             "action": self.action,
             "forwarded": self.forwarded,
             "backend": self.backend.to_json() if self.backend is not None else None,
-            "reply": None if self.reply_status is None else {"status": self.reply_status, "err": self.reply_err},
+            "reply": self._reply(),
             "ms": round(self.elapsed * 1000, 3),
             "retry": self.retry,
             "outcome": self.outcome,
             "injected": self.rule is not None,
+            "opts": self.opts,
         }
+
+    def _reply(self) -> dict[str, Any] | None:
+        if self.reply_status is None:
+            return None
+        reply: dict[str, Any] = {"status": self.reply_status, "err": self.reply_err}
+        if self.reply_found is not None:
+            reply["found"] = self.reply_found
+        return reply
 
     def to_line(self) -> str:
         return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"

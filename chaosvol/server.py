@@ -28,7 +28,7 @@ from chaosvol.engine import ChaosEngine
 from chaosvol.errors import BackendError, RequestError
 from chaosvol.eventlog import EventLog
 from chaosvol.events import BackendOutcome, CallRecord, Outcome
-from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply
+from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply, field_of
 from chaosvol.settings import ServeSettings
 from chaosvol.unix import open_unix_listener
 from chaosvol.wire import Refused, ServerWire, WireState
@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 
 RECEIVE_SIZE: Final = 65536
 ACTIVATE_REPLY: Final = PluginReply(200, ACTIVATE_BODY)
+
+
+def _found(reply: PluginReply) -> bool:
+    value = reply.decoded()
+    return isinstance(value, dict) and isinstance(field_of(value, "Volume"), dict)
 
 
 class DockerSide:
@@ -275,6 +280,8 @@ class PluginServer:
                         trio.current_time() - started,
                         call.retry,
                         progress.outcome,
+                        call.opts,
+                        _found(reply) if reply is not None and call.operation is Operation.GET else None,
                     )
                 )
 

@@ -188,7 +188,7 @@ class DirectoryBackend:
     async def _remove(self, name: str, state: VolumeState) -> PluginReply:
         if state.mounts:
             ids = ", ".join(f"{mount_id} ({count}x)" if count > 1 else mount_id for mount_id, count in state.mounts.items())
-            raise VolumeError(f"volume {name!r} is in use: still mounted by {ids}")
+            raise VolumeError(f"volume {name!r} is busy (device or resource busy): still mounted by {ids}")
         # Forget it first and move it out of the way atomically; deleting a big tree can take a
         # while and must not block other calls.
         del self._volumes[name]

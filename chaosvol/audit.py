@@ -1,0 +1,162 @@
+"""The audit core: what dockerd believes, what the backend holds, and where they disagree.
+
+Pure: it compares three views that the shell gathers (daemon.py for dockerd's, backend_view for
+the backend's, the event log for what dockerd was told), never talks to anything, and changes
+nothing. Kinds (shared/contract.md):
+
+* `stale-in-daemon`: dockerd lists or believes in a volume the backend lacks;
+* `unknown-to-daemon`: the backend holds a volume that dockerd was told is gone, or was never
+  told was created (a Create that finished after dockerd gave up);
+* `metadata-lost`: dockerd forgot a volume's labels and options while the backend kept it (it was
+  told the volume was removed or not found, then re-adopted it), or the options it shows differ
+  from those the volume was created with;
+* `leaked-mount`: the backend counts a mount that no running container holds;
+* `shadowed`: a `local` volume hides a plugin volume of the same name.
+
+Without an event log only what the two live views show can be judged (shadowed, stale entries
+dockerd lists, leaked mounts the backend reports); the log adds what dockerd was told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["stale-in-daemon", "unknown-to-daemon", "metadata-lost", "leaked-mount", "shadowed"]
+KINDS: tuple[Kind, ...] = ("stale-in-daemon", "unknown-to-daemon", "metadata-lost", "leaked-mount", "shadowed")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonVolume:
+    name: str
+    driver: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonView:
+    """dockerd's `GET /volumes` and which running containers use which volume."""
+
+    volumes: tuple[DaemonVolume, ...] = ()
+    warnings: tuple[str, ...] = ()
+    in_use: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # (driver, name) -> containers
+
+
+@dataclass(frozen=True, slots=True)
+class BackendView:
+    """The backend's volumes; each with its mounts by ID, or None when the backend does not say."""
+
+    volumes: Mapping[str, Mapping[str, int] | None] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LogView:
+    """What the event log says dockerd was told, per volume."""
+
+    believed: dict[str, bool] = field(default_factory=dict)
+    create_opts: dict[str, dict[str, str]] = field(default_factory=dict)
+    purged_while_kept: set[str] = field(default_factory=set)
+    mounts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> LogView:
+        view = cls()
+        # Arrival order: `t` first, since a log appended by several runs restarts `seq` each time.
+        for record in sorted(records, key=lambda r: (str(r.get("t", "")), r.get("seq", 0))):
+            view._apply(record)
+        return view
+
+    def _apply(self, record: Mapping[str, Any]) -> None:
+        operation, volume = record.get("op"), record.get("volume")
+        if not isinstance(volume, str):
+            return
+        reply = record.get("reply")
+        answered_ok = isinstance(reply, dict) and reply.get("status") == 200 and reply.get("err") is None
+        backend = record.get("backend")
+        backend_ok = bool(record.get("forwarded")) and isinstance(backend, dict) and backend.get("status") == 200 and backend.get("err") is None
+        if operation == "Create":
+            self.believed.setdefault(volume, False)
+            if answered_ok:
+                self.believed[volume] = True
+                self.create_opts[volume] = dict(record.get("opts") or {})
+                self.purged_while_kept.discard(volume)
+        elif operation == "Get":
+            if not isinstance(reply, dict):
+                return  # no answer (hang, reset): a transport error, dockerd purges nothing
+            found = answered_ok and reply.get("found", True)
+            if found:
+                self.believed[volume] = True
+            elif self.believed.get(volume):
+                # Any answered Get failure means "does not exist" to dockerd: it purges the
+                # volume's metadata (protocol.md §5.2).
+                self.believed[volume] = False
+                self.purged_while_kept.add(volume)
+        elif operation == "Remove":
+            self.believed.setdefault(volume, False)
+            if answered_ok:
+                self.believed[volume] = False
+                if not backend_ok:
+                    self.purged_while_kept.add(volume)  # told removed; the backend kept it
+        elif operation in ("Mount", "Unmount") and backend_ok:
+            mount_id = record.get("mount_id")
+            if not isinstance(mount_id, str):
+                return
+            counts = self.mounts.setdefault(volume, {})
+            counts[mount_id] = counts.get(mount_id, 0) + (1 if operation == "Mount" else -1)
+            if counts[mount_id] <= 0:
+                del counts[mount_id]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    volume: str
+    kind: Kind
+    daemon: str
+    backend: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.volume}: dockerd {self.daemon}; backend {self.backend}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"volume": self.volume, "kind": self.kind, "daemon": self.daemon, "backend": self.backend}
+
+
+def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | None = None) -> list[Finding]:
+    """Every inconsistency between dockerd's view of `driver` and the backend, sorted by volume."""
+    ours = {v.name: v for v in daemon.volumes if v.driver == driver}
+    local = {v.name for v in daemon.volumes if v.driver == "local"}
+    held = backend.volumes
+    believed = log.believed if log is not None else {}
+    names = sorted(set(ours) | set(held) | set(believed))
+    findings: list[Finding] = []
+    for name in names:
+        in_backend = name in held
+        if name in local and in_backend:
+            findings.append(Finding(name, "shadowed", f"has a local volume {name!r}", f"holds a plugin volume {name!r} that it hides"))
+        if not in_backend:
+            if name in ours:
+                findings.append(Finding(name, "stale-in-daemon", f"lists {name!r} under {driver}", "has no such volume"))
+            elif believed.get(name):
+                findings.append(Finding(name, "stale-in-daemon", f"was told {name!r} exists and keeps it cached", "has no such volume"))
+            continue
+        if log is not None and name in believed and not believed[name] and name not in local:
+            findings.append(
+                Finding(name, "unknown-to-daemon", f"has no record of {name!r} (it was told the volume is gone, or never that it was created)", f"holds {name!r}")
+            )
+        elif log is not None and believed.get(name) and name in log.purged_while_kept:
+            findings.append(
+                Finding(name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with", f"kept {name!r} all along")
+            )
+        elif log is not None and name in ours and log.create_opts.get(name) and dict(ours[name].options or {}) != log.create_opts[name]:
+            findings.append(
+                Finding(name, "metadata-lost", f"shows options {dict(ours[name].options or {})}", f"was created with options {log.create_opts[name]}")
+            )
+        mounts = held[name]
+        if mounts is None and log is not None:
+            mounts = log.mounts.get(name, {})
+        if mounts and not daemon.in_use.get((driver, name)):
+            ids = ", ".join(f"{mount_id[:12]} ({count}x)" if count > 1 else mount_id[:12] for mount_id, count in sorted(mounts.items()))
+            findings.append(Finding(name, "leaked-mount", "has no running container using it", f"still counts mounts {ids}"))
+    return findings

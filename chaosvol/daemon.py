@@ -1,0 +1,40 @@
+"""dockerd's view, through the Docker SDK, for `chaosvol audit`.
+
+Only calls that change nothing: `GET /volumes` (which makes dockerd ask every driver's List) and
+`GET /containers/json` (running containers and their mounts). Never `inspect` a volume: that
+makes dockerd send Get, and an answered Get failure would purge what we are auditing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaosvol.audit import DaemonView, DaemonVolume
+from chaosvol.errors import UsageError
+
+
+def daemon_view(docker_host: str | None) -> DaemonView:
+    """Raises:
+        UsageError: dockerd cannot be reached (audit exits 2: it could not audit)."""
+    import docker  # imported here: only audit needs it, and it is slow to import
+    from docker.errors import DockerException
+
+    try:
+        client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+        with client:
+            listed: dict[str, Any] = client.api.volumes()
+            containers: list[dict[str, Any]] = client.api.containers()  # running ones only
+    except DockerException as exc:
+        where = docker_host or "DOCKER_HOST or the default socket"
+        raise UsageError(f"cannot reach dockerd at {where}: {exc}") from exc
+    volumes = tuple(
+        DaemonVolume(v["Name"], v.get("Driver", ""), dict(v.get("Labels") or {}), dict(v.get("Options") or {}))
+        for v in listed.get("Volumes") or []
+    )
+    in_use: dict[tuple[str, str], tuple[str, ...]] = {}
+    for container in containers:
+        for mount in container.get("Mounts") or []:
+            if mount.get("Type") == "volume":
+                key = (mount.get("Driver", ""), mount.get("Name", ""))
+                in_use[key] = in_use.get(key, ()) + (container.get("Id", "")[:12],)
+    return DaemonView(volumes, tuple(listed.get("Warnings") or ()), in_use)

@@ -1,0 +1,101 @@
+"""The audit core: each inconsistency kind from the views and the event log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaosvol.audit import BackendView, DaemonView, DaemonVolume, LogView, audit
+
+ID = "a" * 64
+seq = iter(range(1, 10_000))
+
+
+def rec(op: str, volume: str, *, status: int = 200, err: str | None = None, forwarded: bool = True,
+        backend: dict[str, Any] | None = None, mount_id: str | None = None, opts: dict[str, str] | None = None,
+        found: bool | None = None, reply: bool = True) -> dict[str, Any]:
+    answer: dict[str, Any] | None = {"status": status, "err": err} if reply else None
+    if answer is not None and found is not None:
+        answer["found"] = found
+    return {
+        "seq": next(seq), "op": op, "volume": volume, "mount_id": mount_id, "forwarded": forwarded,
+        "backend": backend if backend is not None else ({"status": 200, "err": None} if forwarded else None),
+        "reply": answer, "opts": opts,
+    }
+
+
+def kinds(findings: list[Any]) -> list[tuple[str, str]]:
+    return [(f.kind, f.volume) for f in findings]
+
+
+def test_all_agree() -> None:
+    log = LogView.from_records([rec("Create", "v1"), rec("Get", "v1", found=True)])
+    daemon = DaemonView((DaemonVolume("v1", "cv"),))
+    assert audit("cv", daemon, BackendView({"v1": {}}), log) == []
+
+
+def test_a_dropped_remove_leaves_a_volume_unknown_to_the_daemon_then_metadata_lost_once_readopted() -> None:
+    records = [rec("Create", "v1"), rec("Remove", "v1", forwarded=False)]
+    backend = BackendView({"v1": {}})
+    daemon = DaemonView((DaemonVolume("v1", "cv"),))  # List still shows it
+    assert kinds(audit("cv", daemon, backend, LogView.from_records(records))) == [("unknown-to-daemon", "v1")]
+    records.append(rec("Get", "v1", found=True))  # docker volume inspect re-adopts it
+    assert kinds(audit("cv", daemon, backend, LogView.from_records(records))) == [("metadata-lost", "v1")]
+
+
+def test_a_remove_that_deleted_but_reported_failure_is_stale_in_the_daemon() -> None:
+    records = [rec("Create", "v1"), rec("Remove", "v1", status=500, err="chaosvol: injected: Remove failed")]
+    found = audit("cv", DaemonView(), BackendView({}), LogView.from_records(records))
+    assert kinds(found) == [("stale-in-daemon", "v1")]
+    assert "told 'v1' exists" in found[0].daemon
+
+
+def test_a_get_error_purges_and_readoption_loses_metadata() -> None:
+    records = [rec("Create", "v1", opts={"size": "1"}), rec("Get", "v1", status=500, err="x", forwarded=False),
+               rec("Get", "v1", found=True)]
+    daemon = DaemonView((DaemonVolume("v1", "cv"),))
+    assert kinds(audit("cv", daemon, BackendView({"v1": {}}), LogView.from_records(records))) == [("metadata-lost", "v1")]
+
+
+def test_a_transport_failure_on_get_purges_nothing() -> None:
+    records = [rec("Create", "v1"), rec("Get", "v1", reply=False), rec("Get", "v1", found=True)]
+    daemon = DaemonView((DaemonVolume("v1", "cv"),))
+    assert audit("cv", daemon, BackendView({"v1": {}}), LogView.from_records(records)) == []
+
+
+def test_options_that_differ_from_create_are_metadata_lost() -> None:
+    records = [rec("Create", "v1", opts={"size": "1"})]
+    daemon = DaemonView((DaemonVolume("v1", "cv", options={}),))
+    assert kinds(audit("cv", daemon, BackendView({"v1": {}}), LogView.from_records(records))) == [("metadata-lost", "v1")]
+
+
+def test_a_late_create_leaves_an_orphan_unknown_to_the_daemon() -> None:
+    records = [rec("Get", "v1", status=500, err="no such volume", found=False),
+               {**rec("Create", "v1"), "reply": None}]  # dockerd hung up before the answer
+    daemon = DaemonView((DaemonVolume("v1", "cv"),))
+    assert kinds(audit("cv", daemon, BackendView({"v1": {}}), LogView.from_records(records))) == [("unknown-to-daemon", "v1")]
+
+
+def test_a_ghost_listed_or_believed_is_stale_in_the_daemon() -> None:
+    daemon = DaemonView((DaemonVolume("g7", "cv"),))
+    assert kinds(audit("cv", daemon, BackendView({}))) == [("stale-in-daemon", "g7")]
+    log = LogView.from_records([rec("Get", "x7", forwarded=False, found=True)])
+    assert kinds(audit("cv", DaemonView(), BackendView({}), log)) == [("stale-in-daemon", "x7")]
+
+
+def test_a_mount_the_backend_still_counts_without_a_container_is_leaked() -> None:
+    found = audit("cv", DaemonView((DaemonVolume("v1", "cv"),)), BackendView({"v1": {ID: 2}}))
+    assert kinds(found) == [("leaked-mount", "v1")] and "aaaaaaaaaaaa (2x)" in found[0].backend
+    in_use = DaemonView((DaemonVolume("v1", "cv"),), in_use={("cv", "v1"): ("c1",)})
+    assert audit("cv", in_use, BackendView({"v1": {ID: 1}})) == []
+
+
+def test_mounts_come_from_the_log_when_the_backend_does_not_report_them() -> None:
+    records = [rec("Create", "v1"), rec("Mount", "v1", mount_id=ID), rec("Unmount", "v1", mount_id=ID, status=500,
+               err="chaosvol: injected: Unmount failed", forwarded=False)]
+    daemon = DaemonView((DaemonVolume("v1", "cv"),))
+    assert kinds(audit("cv", daemon, BackendView({"v1": None}), LogView.from_records(records))) == [("leaked-mount", "v1")]
+
+
+def test_a_local_volume_hiding_a_plugin_volume_is_shadowed() -> None:
+    daemon = DaemonView((DaemonVolume("gx", "local"),))
+    assert kinds(audit("cv", daemon, BackendView({"gx": {}}))) == [("shadowed", "gx")]
