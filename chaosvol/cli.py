@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -64,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         code = EXIT_USAGE
     except KeyboardInterrupt:
         code = EXIT_OK
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
+        if os.environ.get("CHAOSVOL_DEBUG"):
+            raise
+        print(f"chaosvol: internal error: {type(exc).__name__}: {exc} (set CHAOSVOL_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        code = EXIT_USAGE
     sys.exit(code)
 
 

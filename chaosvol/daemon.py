@@ -21,9 +21,11 @@ def daemon_view(docker_host: str | None) -> DaemonView:
 
     try:
         client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
-        with client:
+        try:
             listed: dict[str, Any] = client.api.volumes()
             containers: list[dict[str, Any]] = client.api.containers()  # running ones only
+        finally:
+            client.close()
     except DockerException as exc:
         where = docker_host or "DOCKER_HOST or the default socket"
         raise UsageError(f"cannot reach dockerd at {where}: {exc}") from exc

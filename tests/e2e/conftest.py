@@ -69,13 +69,15 @@ def backend_root() -> Iterator[Path]:
 
 @dataclass
 class Chaosvol:
+    """One chaosvol process serving `name` in front of the session's built-in backend."""
+
     name: str
     events_path: Path
     backend_root: Path
     process: subprocess.Popen[str]
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.events_path.read_text().splitlines()]
+        return [json.loads(line) for line in self.events_path.read_text().splitlines() if line.strip()]
 
     def volume_dir(self, volume: str) -> Path:
         return self.backend_root / "volumes" / volume
@@ -83,39 +85,118 @@ class Chaosvol:
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(15)
+        code = self.process.wait(15)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
+
+
+def start_chaosvol(name: str, backend_root: Path, profile: str, events: Path) -> Chaosvol:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaosvol", "serve", "--name", name, "--backend", f"builtin:{backend_root}",
+         "--profile", profile, "--events", str(events)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 20
+    ready = ""
+    while time.monotonic() < deadline and not ready.startswith("chaosvol: serving"):
+        ready = process.stderr.readline()
+        if not ready:
+            raise AssertionError(f"chaosvol exited with {process.wait()} before its ready line")
+    return Chaosvol(name, events, backend_root, process)
+
+
+@pytest.fixture(scope="session")
+def keepers(backend_root: Path) -> Iterator[dict[str, Chaosvol]]:
+    """Plugin names other than the session's, kept served (pass-through) until the end: dockerd
+    never forgets a plugin it activated, and a dead one costs 15 s in every `docker volume ls`."""
+    kept: dict[str, Chaosvol] = {}
+    yield kept
+    for proxy in kept.values():
+        proxy.stop()
+
+
+class Scenario:
+    """A test's handle: start chaosvol with a profile, run docker, audit, and clean up after."""
+
+    def __init__(self, dockerd: PrivateDockerd, name: str, backend_root: Path, directory: Path, keepers: dict[str, Chaosvol]) -> None:
+        self.dockerd = dockerd
+        self.name = name
+        self.backend_root = backend_root
+        self.directory = directory
+        self.keepers = keepers
+        self.running: dict[str, Chaosvol] = {}
+        self.volumes: list[str] = []
+
+    def start(self, profile: str = "passthrough", *, name: str | None = None) -> Chaosvol:
+        """(Re)start chaosvol for `name` (default: the session's plugin) with `profile`."""
+        name = name or self.name
+        self.stop(name)
+        if name in self.keepers:
+            self.keepers.pop(name).stop()
+        proxy = start_chaosvol(name, self.backend_root, profile, self.directory / f"events-{name}.jsonl")
+        self.running[name] = proxy
+        return proxy
+
+    def stop(self, name: str | None = None) -> None:
+        proxy = self.running.pop(name or self.name, None)
+        if proxy is not None:
+            code = proxy.stop()
+            assert code == 0, f"chaosvol exited {code} at SIGTERM"
+
+    def volume(self, prefix: str = "cvv") -> str:
+        name = f"{prefix}-{secrets.token_hex(4)}"
+        self.volumes.append(name)
+        return name
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return self.dockerd.docker(*args, check=check, timeout=timeout)
+
+    def audit(self, name: str | None = None) -> list[tuple[str, str]]:
+        """`chaosvol audit --json` as a user runs it: (kind, volume) pairs for this test's volumes."""
+        name = name or self.name
+        result = subprocess.run(
+            [sys.executable, "-m", "chaosvol", "audit", "--docker-host", self.dockerd.host, "--driver", name,
+             "--backend", f"builtin:{self.backend_root}", "--events", str(self.directory / f"events-{name}.jsonl"), "--json"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode in (0, 1), result.stderr
+        findings = json.loads(result.stdout)
+        assert (result.returncode == 1) == bool(findings)
+        return sorted((f["kind"], f["volume"]) for f in findings if f["volume"] in self.volumes)
+
+    def cleanup(self) -> None:
+        """Leave nothing behind: containers, volumes (dockerd's and the backend's), processes."""
+        for name in list(self.running):
+            if name != self.name:
+                self.start("passthrough", name=name)
+                self.keepers[name] = self.running.pop(name)
+        if self.volumes:
+            self.start("passthrough")
+            for volume in self.volumes:
+                containers = self.docker("ps", "-aq", "--filter", f"volume={volume}", check=False).stdout.split()
+                if containers:
+                    self.docker("rm", "-f", *containers, check=False)
+                self.docker("volume", "rm", "-f", volume, check=False)
+                subprocess.run(["rm", "-rf", str(self.backend_root / "volumes" / volume)], check=False)
+        self.stop()
 
 
 @pytest.fixture
-def chaosvol(plugin_name: str, backend_root: Path, dockerd: PrivateDockerd, tmp_path: Path) -> Iterator[Any]:
-    """Start chaosvol (as users do: the CLI) in front of the built-in backend with a profile."""
-    running: list[Chaosvol] = []
-
-    def start(profile: str = "passthrough") -> Chaosvol:
-        events = tmp_path / f"events-{len(running)}.jsonl"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chaosvol", "serve", "--name", plugin_name, "--backend", f"builtin:{backend_root}",
-             "--profile", profile, "--events", str(events)],
-            stderr=subprocess.PIPE, text=True,
-        )
-        assert process.stderr is not None
-        deadline = time.monotonic() + 20
-        ready = ""
-        while time.monotonic() < deadline and not ready.startswith("chaosvol: serving"):
-            ready = process.stderr.readline()
-            if not ready:
-                raise AssertionError(f"chaosvol exited with {process.wait()} before its ready line")
-        proxy = Chaosvol(plugin_name, events, backend_root, process)
-        running.append(proxy)
-        return proxy
-
-    yield start
-    for proxy in running:
-        code = proxy.stop()
-        if proxy.process.stderr is not None:
-            proxy.process.stderr.close()
-        assert code == 0, f"chaosvol exited {code} at SIGTERM"
+def scenario(plugin_name: str, backend_root: Path, dockerd: PrivateDockerd, tmp_path: Path, keepers: dict[str, Chaosvol]) -> Iterator[Scenario]:
+    handle = Scenario(dockerd, plugin_name, backend_root, tmp_path, keepers)
+    try:
+        yield handle
+    finally:
+        handle.cleanup()
     assert not os.path.exists(f"/run/docker/plugins/{plugin_name}.sock")
+
+
+@pytest.fixture
+def chaosvol(scenario: Scenario) -> Any:
+    """Start chaosvol (as users do: the CLI) in front of the built-in backend with a profile."""
+    return scenario.start
 
 
 @pytest.fixture
