@@ -73,6 +73,8 @@ class LogView:
         if not isinstance(volume, str):
             return
         reply = record.get("reply")
+        if record.get("outcome", "answered") != "answered":
+            reply = None  # dockerd never read it (it hung up first, or we hung or reset)
         answered_ok = isinstance(reply, dict) and reply.get("status") == 200 and reply.get("err") is None
         backend = record.get("backend")
         backend_ok = bool(record.get("forwarded")) and isinstance(backend, dict) and backend.get("status") == 200 and backend.get("err") is None

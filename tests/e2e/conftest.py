@@ -85,36 +85,35 @@ class Chaosvol:
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(15)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-        return code
+        return self.process.wait(15)
 
 
 def start_chaosvol(name: str, backend_root: Path, profile: str, events: Path) -> Chaosvol:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chaosvol", "serve", "--name", name, "--backend", f"builtin:{backend_root}",
-         "--profile", profile, "--events", str(events)],
-        stderr=subprocess.PIPE, text=True,
-    )
-    assert process.stderr is not None
+    # stderr goes to a file, never a pipe nobody reads: a full pipe would stall the proxy.
+    log = events.with_suffix(f".{time.monotonic_ns()}.log")
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chaosvol", "serve", "--name", name, "--backend", f"builtin:{backend_root}",
+             "--profile", profile, "--events", str(events)],
+            stderr=stderr, text=True,
+        )
     deadline = time.monotonic() + 20
-    ready = ""
-    while time.monotonic() < deadline and not ready.startswith("chaosvol: serving"):
-        ready = process.stderr.readline()
-        if not ready:
-            raise AssertionError(f"chaosvol exited with {process.wait()} before its ready line")
+    while "chaosvol: serving" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"chaosvol did not start ({process.poll()}): {log.read_text()}")
+        time.sleep(0.02)
     return Chaosvol(name, events, backend_root, process)
 
 
 @pytest.fixture(scope="session")
 def keepers(backend_root: Path) -> Iterator[dict[str, Chaosvol]]:
-    """Plugin names other than the session's, kept served (pass-through) until the end: dockerd
+    """Plugin names kept served (pass-through) between tests and until the session ends: dockerd
     never forgets a plugin it activated, and a dead one costs 15 s in every `docker volume ls`."""
     kept: dict[str, Chaosvol] = {}
     yield kept
-    for proxy in kept.values():
-        proxy.stop()
+    for name, proxy in kept.items():
+        assert proxy.stop() == 0
+        assert not os.path.exists(f"/run/docker/plugins/{name}.sock"), "chaosvol left its socket behind"
 
 
 class Scenario:
@@ -168,19 +167,18 @@ class Scenario:
 
     def cleanup(self) -> None:
         """Leave nothing behind: containers, volumes (dockerd's and the backend's), processes."""
-        for name in list(self.running):
-            if name != self.name:
-                self.start("passthrough", name=name)
-                self.keepers[name] = self.running.pop(name)
+        self.start("passthrough")
         if self.volumes:
-            self.start("passthrough")
             for volume in self.volumes:
                 containers = self.docker("ps", "-aq", "--filter", f"volume={volume}", check=False).stdout.split()
                 if containers:
                     self.docker("rm", "-f", *containers, check=False)
                 self.docker("volume", "rm", "-f", volume, check=False)
                 subprocess.run(["rm", "-rf", str(self.backend_root / "volumes" / volume)], check=False)
-        self.stop()
+        for name in list(self.running):
+            if name != self.name:
+                self.start("passthrough", name=name)
+            self.keepers[name] = self.running.pop(name)
 
 
 @pytest.fixture
@@ -190,7 +188,6 @@ def scenario(plugin_name: str, backend_root: Path, dockerd: PrivateDockerd, tmp_
         yield handle
     finally:
         handle.cleanup()
-    assert not os.path.exists(f"/run/docker/plugins/{plugin_name}.sock")
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_options_that_differ_from_create_are_metadata_lost() -> None:
 
 def test_a_late_create_leaves_an_orphan_unknown_to_the_daemon() -> None:
     records = [rec("Get", "v1", status=500, err="no such volume", found=False),
-               {**rec("Create", "v1"), "reply": None}]  # dockerd hung up before the answer
+               {**rec("Create", "v1"), "outcome": "client-gone"}]  # dockerd hung up before the answer
     daemon = DaemonView((DaemonVolume("v1", "cv"),))
     assert kinds(audit("cv", daemon, BackendView({"v1": {}}), LogView.from_records(records))) == [("unknown-to-daemon", "v1")]
 
