@@ -31,6 +31,7 @@ log = logging.getLogger("chaosvol")
 EXIT_OK: Final = 0
 EXIT_FOUND: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_CRASHED: Final = 3  # a crash rule without restart: the plugin "died", as asked
 DEFAULT_BACKEND_ROOT: Final = "/var/lib/chaosvol/backends"
 
 DESCRIPTION: Final = """\
@@ -227,7 +228,12 @@ def _run_server(server: PluginServer, detail: str) -> int:
     async def serve() -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
-                await nursery.start(server.serve)
+
+                async def serve_then_stop(task_status: trio.TaskStatus[PluginServer] = trio.TASK_STATUS_IGNORED) -> None:
+                    await server.serve(task_status=task_status)
+                    nursery.cancel_scope.cancel()  # it returned by itself (a crash rule with no restart)
+
+                await nursery.start(serve_then_stop)
                 settings = server.settings
                 print(f"chaosvol: {detail}", file=sys.stderr, flush=True)
                 print(
@@ -249,6 +255,9 @@ def _run_server(server: PluginServer, detail: str) -> int:
         if leaf is None:
             raise
         raise leaf from None
+    if server.crashed:
+        print("chaosvol: crashed on purpose (a crash rule without restart); exiting with status 3", file=sys.stderr)
+        return EXIT_CRASHED
     log.info("stopped")
     return EXIT_OK
 

@@ -61,8 +61,22 @@ class Reset:
     """Close the connection without an answer (dockerd then retries with an empty body)."""
 
 
-Effect: TypeAlias = Forward | Sleep | Reply | Rewrite | Hang | Reset
-TERMINAL = (Hang, Reset)
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """After `after` seconds, the whole proxy dies as a plugin process would: its socket goes
+    away and every connection closes unanswered. It comes back on the same socket after
+    `restart` seconds, or never (the process exits)."""
+
+    after: float = 0.0
+    restart: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.after >= 0 or (self.restart is not None and not self.restart >= 0):
+            raise ValueError(f"Crash needs after >= 0 and restart >= 0, not {self.after!r}, {self.restart!r}")
+
+
+Effect: TypeAlias = Forward | Sleep | Reply | Rewrite | Hang | Reset | Crash
+TERMINAL = (Hang, Reset, Crash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +112,7 @@ class Plan:
 
     @property
     def answers(self) -> bool:
-        """False when the plan ends in Hang or Reset."""
+        """False when the plan ends in Hang, Reset or Crash."""
         return not (self.effects and isinstance(self.effects[-1], TERMINAL))
 
     @property

@@ -12,7 +12,8 @@ One JSON object per line, written when the call ends:
   failure; null when it was not asked.
 * `reply`: what the daemon was sent (for Get, `found` says whether it carried a volume); null
   when nothing was (`outcome` says why: `hung`,
-  `reset`, `client-gone` when the daemon hung up first, `cut` at shutdown).
+  `reset`, `client-gone` when the daemon hung up first, `cut` at shutdown, `crashed` when a crash
+  rule killed the proxy with the call in flight).
 * `retry`: an empty body where dockerd always sends one: its retry after a dropped connection.
 * `injected`: a rule fired. A real failure has `injected: false` and names the backend.
 * `opts`: the options of a Create (null for other calls), so that an audit can tell which
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-Outcome = Literal["answered", "hung", "reset", "client-gone", "cut", "refused"]
+Outcome = Literal["answered", "hung", "reset", "client-gone", "cut", "refused", "crashed"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,14 @@ from typing import Final, assert_never
 import trio
 
 from chaosvol.backends import Backend
-from chaosvol.effects import Forward, Hang, Plan, Reply, Reset, Rewrite, Sleep
+from chaosvol.effects import Crash, Forward, Hang, Plan, Reply, Reset, Rewrite, Sleep
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import BackendError, RequestError
 from chaosvol.eventlog import EventLog
 from chaosvol.events import BackendOutcome, CallRecord, Outcome
 from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply, field_of
 from chaosvol.settings import ServeSettings
-from chaosvol.unix import open_unix_listener
+from chaosvol.unix import UnixListener, open_unix_listener
 from chaosvol.wire import Refused, ServerWire, WireState
 
 log = logging.getLogger(__name__)
@@ -122,32 +122,45 @@ class PluginServer:
         self._closing = False
         self._accept_scope: trio.CancelScope | None = None
         self._grace = settings.shutdown_grace
+        self._crash: Crash | None = None
+        self.crashed = False  # died on purpose with no restart: the process should exit
 
     # -- life cycle ---------------------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[PluginServer] = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen, serve until `shut_down()`, then return with the socket file removed.
+        """Listen, serve until `shut_down()` (or a crash with no restart), then return with the
+        socket file removed.
 
         `nursery.start(server.serve)` returns once the socket accepts connections.
 
         Raises:
             UsageError: the socket cannot be created (live socket, bad path, permissions).
         """
-        listener = await open_unix_listener(
-            self.settings.socket_path, mode=self.settings.socket_mode, backlog=self.settings.backlog
-        )
+        listener = await self._listen()
+        started = False
         try:
             async with trio.open_nursery() as outer:
                 if self.events is not None:
                     outer.start_soon(self.events.run)
                 try:
-                    async with trio.open_nursery() as connections:
-                        with trio.CancelScope() as self._accept_scope:
-                            task_status.started(self)
-                            await self._accept_loop(listener.listener, connections)
-                        # Shutting down: nobody new gets in; in-flight calls get the grace period.
-                        listener.unlink()
-                        connections.cancel_scope.deadline = trio.current_time() + self._grace
+                    while True:
+                        async with trio.open_nursery() as connections:
+                            with trio.CancelScope() as self._accept_scope:
+                                if not started:
+                                    task_status.started(self)
+                                    started = True
+                                await self._accept_loop(listener.listener, connections)
+                            # Stopping or dying: nobody new gets in.
+                            listener.unlink()
+                            if self._crash is not None:
+                                connections.cancel_scope.cancel()  # a dying process answers nothing
+                            else:
+                                connections.cancel_scope.deadline = trio.current_time() + self._grace
+                        await listener.aclose()
+                        if not await self._come_back_after_crash():
+                            break
+                        listener = await self._listen()
+                        log.warning("crash: back on %s", self.settings.socket_path)
                 finally:
                     if self.events is not None:
                         self.events.close()
@@ -155,6 +168,32 @@ class PluginServer:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await listener.aclose()
                 await self.backend.aclose()
+
+    async def _listen(self) -> UnixListener:
+        return await open_unix_listener(
+            self.settings.socket_path, mode=self.settings.socket_mode, backlog=self.settings.backlog
+        )
+
+    async def _come_back_after_crash(self) -> bool:
+        """After a crash with a restart: wait, then True (listen again). Otherwise False."""
+        crash, self._crash = self._crash, None
+        if crash is None or self._closing:
+            return False
+        if crash.restart is None:
+            self.crashed = True
+            log.warning("crash: gone for good (no restart); exiting")
+            return False
+        log.warning("crash: socket removed; back in %gs", crash.restart)
+        with trio.CancelScope() as self._accept_scope:  # shut_down() during the wait ends it
+            await trio.sleep(crash.restart)
+        return not self._closing
+
+    def crash(self, effect: Crash) -> None:
+        """Die now: close the socket and every connection; come back after `restart`, if any."""
+        if self._crash is None and not self._closing:
+            self._crash = effect
+            if self._accept_scope is not None:
+                self._accept_scope.cancel()
 
     def shut_down(self, grace: float | None = None) -> None:
         """Stop accepting, close idle connections, give in-flight calls `grace` seconds."""
@@ -305,6 +344,12 @@ class PluginServer:
                 case Reset():
                     await docker.reset()
                     progress.outcome = "reset"
+                    return
+                case Crash(after=after):
+                    progress.outcome = "crashed"
+                    await trio.sleep(after)
+                    self.crash(effect)  # the other connections are closed by serve()
+                    await docker.reset()
                     return
                 case _:
                     assert_never(effect)

@@ -54,7 +54,6 @@ FAULTS: Final[dict[str, type[Any]]] = {}
 # Actions of the contract that later work will bring; refused with this explanation until then.
 NOT_SUPPORTED_YET: Final = {
     "hold": "it comes with the control socket (`chaosvol ctl release`)",
-    "crash": "it comes with the control socket and restart support",
 }
 
 F = TypeVar("F", bound=type[Any])

@@ -190,3 +190,49 @@ def test_flaky_marks_every_injected_fault_and_audit_names_only_known_kinds(scena
             assert event["reply"]["err"].startswith("chaosvol: injected:")
     for kind, _ in scenario.audit():
         assert kind in {"stale-in-daemon", "unknown-to-daemon", "metadata-lost", "leaked-mount", "shadowed"}
+
+
+def test_plugin_restart_within_dockerds_retries_is_transparent(scenario: Any) -> None:
+    proxy = scenario.start("plugin-restart")
+    v = scenario.volume()
+    scenario.docker("volume", "create", "-d", proxy.name, "--label", "k=v", v)
+    environment = scenario.dockerd.environment()
+    killer = subprocess.Popen([docker_cli(), "volume", "ls", "-q"], env=environment, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # the List has crashed the plugin: its socket is gone
+        assert not Path(f"/run/docker/plugins/{proxy.name}.sock").exists()
+        started = time.monotonic()
+        inspected = inspect(scenario, v)  # dockerd retries until the plugin is back
+        waited = time.monotonic() - started
+        assert killer.wait(30) == 0
+    finally:
+        if killer.poll() is None:
+            killer.kill()
+        killer.communicate()
+    assert inspected["Labels"] == {"k": "v"} and 3 < waited < 15, waited
+    crashed_at = next(i for i, e in enumerate(proxy.events()) if e["outcome"] == "crashed")
+    assert not [e for e in proxy.events()[crashed_at:] if e["op"] == "Activate"]  # no re-activation
+    assert scenario.audit() == []
+
+
+def test_a_daemon_restarting_while_the_plugin_is_down_stalls_per_volume(scenario: Any) -> None:
+    from tests.support.dockerd import PrivateDockerd
+
+    name = f"cv-rst-{secrets.token_hex(3)}"
+    second = PrivateDockerd.start()
+    try:
+        scenario.start("passthrough", name=name)
+        volumes = [scenario.volume("stall") for _ in range(2)]
+        for volume in volumes:
+            second.docker("volume", "create", "-d", name, volume)
+        scenario.stop(name)  # the plugin is down...
+        took = second.restart()  # ...while dockerd restarts
+        assert took > 25, f"the API came up after {took:.1f}s; expected about 15 s per volume"
+        scenario.start("passthrough", name=name)
+        listed = second.docker("volume", "ls", "-q").stdout.split()
+        assert set(volumes) <= set(listed)
+        for volume in volumes:
+            second.docker("volume", "rm", volume)
+        print(f"dockerd with 2 volumes of a dead plugin took {took:.1f}s to start")
+    finally:
+        second.stop()

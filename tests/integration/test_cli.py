@@ -79,7 +79,7 @@ def test_check_accepts_shipped_profiles_and_rejects_bad_ones_with_positions(tmp_
     bad.write_text("version: 1\nrules:\n  - match: {op: Remove}\n    action: dorp\n")
     result = run("check", str(bad))
     assert result.returncode == 2
-    assert result.stderr == f"{bad}:4:13: rules[0].action: unknown action 'dorp' (did you mean 'drop'?); allowed: corrupt, delay, drop, error, ghost, hang, hide, pass, reset\n"
+    assert result.stderr == f"{bad}:4:13: rules[0].action: unknown action 'dorp' (did you mean 'drop'?); allowed: corrupt, crash, delay, drop, error, ghost, hang, hide, pass, reset\n"
 
 
 def test_serve_refuses_bad_input_with_one_message_and_exit_2(short_tmp: str) -> None:

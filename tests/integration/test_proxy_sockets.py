@@ -255,3 +255,32 @@ async def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(short_tmp:
             second = PluginServer(ServeSettings("t", sock, "x"), DirectoryBackend(f"{short_tmp}/v2"), ChaosEngine(PASSTHROUGH))
             await nursery.start(second.serve)
         assert (await (await daemon(sock)).call(activate())).status == 200
+
+
+async def test_crash_removes_the_socket_closes_every_connection_and_comes_back(short_tmp: str, nursery: trio.Nursery) -> None:
+    sock = f"{short_tmp}/p.sock"
+    rules = [rule({"crash": {"restart": "500ms"}}, op="Remove", times=1), rule({"delay": {"duration": "10s"}}, op="Mount")]
+    async with serving(nursery, sock, DirectoryBackend(f"{short_tmp}/vols"), *rules) as server:
+        bystander, idle, victim = await daemon(sock), await daemon(sock), await daemon(sock)
+        await idle.call(list_())
+        await bystander.send_raw(bystander.wire.request_bytes(mount("v"), b""))  # in flight, delayed
+        await victim.send_raw(victim.wire.request_bytes(remove("v"), b""))
+        assert await victim.closed_without_answer()
+        assert await bystander.closed_without_answer() and await idle.closed_without_answer()
+        assert not os.path.exists(sock)
+        with trio.fail_after(5):
+            while not os.path.exists(sock):
+                await trio.sleep(0.05)
+        assert (await (await daemon(sock)).call(remove("v"))).status == 500  # back, and the rule is spent
+        assert not server.crashed
+
+
+async def test_crash_without_restart_ends_the_server(short_tmp: str) -> None:
+    sock = f"{short_tmp}/p.sock"
+    server = PluginServer(ServeSettings("t", sock, "b"), DirectoryBackend(f"{short_tmp}/vols"), ChaosEngine(profile(rule("crash", op="Get"))))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await daemon(sock)
+        await client.send_raw(client.wire.request_bytes(get("v"), b""))
+        assert await client.closed_without_answer()
+    assert server.crashed and not os.path.exists(sock)

@@ -35,6 +35,15 @@ class PrivateDockerd:
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
 
+    def restart(self, timeout: float = 600.0) -> float:
+        """Stop this daemon and start it again on the same state; seconds until its API answers."""
+        assert self.directory is not None, "only a daemon this suite started can be restarted"
+        self.stop(keep_state=True)
+        started = time.monotonic()
+        self.process = self._spawn(self.directory)
+        self._wait_until_up(timeout)
+        return time.monotonic() - started
+
     @classmethod
     def start(cls, timeout: float = 60.0) -> PrivateDockerd:
         if os.geteuid() != 0:
@@ -43,29 +52,38 @@ class PrivateDockerd:
             if shutil.which(tool) is None and not os.path.exists(f"/bin/{tool}"):
                 raise DockerdUnavailable(f"{tool} is not installed (Debian: apt-get install docker.io busybox-static)")
         directory = Path(tempfile.mkdtemp(prefix="cvd", dir="/tmp"))
-        log = open(directory / "dockerd.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            [
-                "dockerd", "--data-root", str(directory / "root"), "--exec-root", str(directory / "exec"),
-                "-H", f"unix://{directory}/docker.sock", "--pidfile", str(directory / "docker.pid"),
-                "--iptables=false", "--bridge=none", "--debug",
-            ],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        daemon = cls(f"unix://{directory}/docker.sock", directory, process)
+        daemon = cls(f"unix://{directory}/docker.sock", directory, cls._spawn(directory))
+        try:
+            daemon._wait_until_up(timeout)
+        except DockerdUnavailable:
+            daemon.stop()
+            raise
+        daemon.import_busybox()
+        return daemon
+
+    @staticmethod
+    def _spawn(directory: Path) -> subprocess.Popen[bytes]:
+        with open(directory / "dockerd.log", "ab") as log:
+            return subprocess.Popen(
+                [
+                    "dockerd", "--data-root", str(directory / "root"), "--exec-root", str(directory / "exec"),
+                    "-H", f"unix://{directory}/docker.sock", "--pidfile", str(directory / "docker.pid"),
+                    "--iptables=false", "--bridge=none", "--debug",
+                ],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def _wait_until_up(self, timeout: float) -> None:
+        assert self.process is not None and self.directory is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = (directory / "dockerd.log").read_text(errors="replace")[-3000:]
-                daemon.stop()
-                raise DockerdUnavailable(f"dockerd exited with {process.returncode}:\n{tail}")
-            if daemon.docker("version", check=False).returncode == 0:
-                daemon.import_busybox()
-                return daemon
+            if self.process.poll() is not None:
+                tail = (self.directory / "dockerd.log").read_text(errors="replace")[-3000:]
+                raise DockerdUnavailable(f"dockerd exited with {self.process.returncode}:\n{tail}")
+            if self.docker("version", check=False, timeout=10).returncode == 0:
+                return
             time.sleep(0.2)
-        tail = (directory / "dockerd.log").read_text(errors="replace")[-3000:]
-        daemon.stop()
+        tail = (self.directory / "dockerd.log").read_text(errors="replace")[-3000:]
         raise DockerdUnavailable(f"dockerd did not answer within {timeout:g}s:\n{tail}")
 
     @classmethod
@@ -104,7 +122,7 @@ class PrivateDockerd:
             raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
         return result
 
-    def stop(self) -> None:
+    def stop(self, keep_state: bool = False) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -112,7 +130,7 @@ class PrivateDockerd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.directory is not None:
+        if self.directory is not None and not keep_state:
             subprocess.run(["umount", str(self.directory / "exec" / "netns" / "default")], capture_output=True)
             # Unmount anything an unclean stop left behind, deepest first, then delete.
             mounts = Path("/proc/mounts").read_text().split("\n")

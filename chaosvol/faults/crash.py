@@ -1,0 +1,31 @@
+"""crash: the proxy dies as a plugin process would, and maybe comes back.
+
+Its socket disappears and every connection closes unanswered, the call that fired it included.
+dockerd then retries for about 15 s (1, 2, 4, 8 s apart): a plugin back within that window is
+transparent, with no new Activate; one that stays away makes every call fail after 15 s, and a
+daemon restarting meanwhile stalls about 15 s per volume of the driver (dockerd-behaviour.md
+§4.13). Without `restart` the process exits (status 3), as a dead plugin would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from chaosvol.durations import Seconds
+from chaosvol.effects import Crash as CrashEffect, Plan
+from chaosvol.faults import FaultContext, register
+from chaosvol.protocol import PluginCall
+
+
+@register("crash")
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """Die `after` the call arrives (default at once); come back after `restart`, or never."""
+
+    after: Seconds = 0.0
+    restart: Seconds | None = None
+    example: ClassVar[str] = "crash: {after: 0s, restart: 5s}"
+
+    def plan(self, call: PluginCall, context: FaultContext) -> Plan:
+        return Plan.of(CrashEffect(self.after, self.restart))
