@@ -80,8 +80,11 @@ class PrivateDockerd:
             if self.process.poll() is not None:
                 tail = (self.directory / "dockerd.log").read_text(errors="replace")[-3000:]
                 raise DockerdUnavailable(f"dockerd exited with {self.process.returncode}:\n{tail}")
-            if self.docker("version", check=False, timeout=10).returncode == 0:
-                return
+            try:
+                if self.docker("version", check=False, timeout=10).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                continue  # the API socket is there but dockerd is still restoring volumes
             time.sleep(0.2)
         tail = (self.directory / "dockerd.log").read_text(errors="replace")[-3000:]
         raise DockerdUnavailable(f"dockerd did not answer within {timeout:g}s:\n{tail}")
