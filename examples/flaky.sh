@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# flaky: a few percent of every fault, seeded: a small workload, then an audit.
+. "$(dirname "$0")/lib.sh"
+example_start flaky
+
+for i in $(seq 10); do
+    "$DOCKER" volume create -d "$DRIVER" "flaky-$i" >/dev/null 2>&1 || echo "create flaky-$i failed"
+    "$DOCKER" run --rm -v "flaky-$i:/data" bb:local true >/dev/null 2>&1 || echo "run on flaky-$i failed"
+    "$DOCKER" volume rm "flaky-$i" >/dev/null 2>&1 || echo "rm flaky-$i failed"
+done
+say "faults fired (from the event log)"
+grep -o '"rule":"[a-z-]*"' "$EVENTS" | sort | uniq -c
+audit
