@@ -13,7 +13,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 import trio
 
@@ -133,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--events", metavar="FILE", help="the proxy's event log: what dockerd was told (created, removed, mounted)")
     audit.add_argument("--json", action="store_true", help="print a JSON list of findings")
     audit.set_defaults(run=run_audit)
+
+    report = commands.add_parser(
+        "report",
+        help="summarize a run's event log; --html writes a timeline to open in a browser",
+        description="Summarize an event log: calls per operation with latencies, faults fired per rule, "
+        "real backend failures apart from injected ones. --html writes a self-contained timeline page.",
+    )
+    report.add_argument("events", metavar="EVENTS", help="an event log written by chaosvol serve --events")
+    report.add_argument("--html", metavar="OUT", help="write an HTML timeline to OUT")
+    report.set_defaults(run=run_report)
     return parser
 
 
@@ -299,25 +309,8 @@ def run_audit(args: argparse.Namespace) -> int:
     from chaosvol.audit import LogView, audit
     from chaosvol.backends.inventory import backend_view
     from chaosvol.daemon import daemon_view
-    from chaosvol.events import parse_line
 
-    log = None
-    if args.events:
-        try:
-            with open(args.events, encoding="utf-8") as handle:
-                records = []
-                for number, line in enumerate(handle, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        records.append(parse_line(line))
-                    except ValueError as exc:
-                        if line.endswith("\n"):
-                            raise UsageError(f"{args.events}:{number}: not an event-log line: {exc}") from exc
-                        # The last line of a log being written (or of a killed run): ignore it.
-            log = LogView.from_records(records)
-        except OSError as exc:
-            raise UsageError(f"--events {args.events}: cannot read: {exc.strerror or exc}") from exc
+    log = LogView.from_records(_read_events(args.events)) if args.events else None
     daemon = daemon_view(args.docker_host)
     backend = backend_view(args.backend)
     findings = audit(args.driver, daemon, backend, log)
@@ -333,6 +326,50 @@ def run_audit(args: argparse.Namespace) -> int:
         if not findings:
             print(f"consistent: dockerd and the backend agree on {args.driver}'s volumes", file=sys.stderr)
     return EXIT_FOUND if findings else EXIT_OK
+
+
+def _read_events(path: str) -> list[dict[str, Any]]:
+    """An event log's records. A last line cut short (a run still writing, or killed) is skipped.
+
+    Raises:
+        UsageError: the file cannot be read, or a complete line is not an event.
+    """
+    from chaosvol.events import parse_line
+
+    records = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(parse_line(line))
+                except ValueError as exc:
+                    if line.endswith("\n"):
+                        raise UsageError(f"{path}:{number}: not an event-log line: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return records
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from chaosvol.report import render_html, summarize
+
+    records = _read_events(args.events)
+    if not records:
+        raise UsageError(f"{args.events}: no events in it")
+    print(summarize(records).to_text(), end="")
+    if args.html:
+        try:
+            with open(args.html, "w", encoding="utf-8") as handle:
+                handle.write(render_html(records, os.path.basename(args.events)))
+        except OSError as exc:
+            raise UsageError(f"--html {args.html}: cannot write: {exc.strerror or exc}") from exc
+        print(f"timeline written to {args.html}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _as_message(exc: ChaosvolError) -> str:

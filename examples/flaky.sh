@@ -8,6 +8,6 @@ for i in $(seq 10); do
     "$DOCKER" run --rm -v "flaky-$i:/data" bb:local true >/dev/null 2>&1 || echo "run on flaky-$i failed"
     "$DOCKER" volume rm "flaky-$i" >/dev/null 2>&1 || echo "rm flaky-$i failed"
 done
-say "faults fired (from the event log)"
-grep -o '"rule":"[a-z-]*"' "$EVENTS" | sort | uniq -c
+say "what happened (chaosvol report; --html writes a timeline to open in a browser)"
+run "$CHAOSVOL" report "$EVENTS"
 audit

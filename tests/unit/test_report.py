@@ -1,0 +1,36 @@
+"""The report summary: counts, injected apart from real failures, latencies."""
+
+from chaosvol.report import render_html, summarize
+
+
+def event(seq: int, op: str, ms: float, **fields: object) -> dict[str, object]:
+    base = {"t": f"2026-11-23T10:00:00.{seq:06d}Z", "seq": seq, "conn": 1, "op": op, "volume": "v1", "rule": None,
+            "action": None, "forwarded": True, "backend": {"status": 200, "err": None},
+            "reply": {"status": 200, "err": None}, "ms": ms, "retry": False, "outcome": "answered", "injected": False}
+    base.update(fields)
+    return base
+
+
+RECORDS = [
+    event(1, "Create", 1.0),
+    event(2, "Remove", 0.5, rule="drop-removes", action="drop", injected=True, forwarded=False, backend=None),
+    event(3, "Get", 2.0, backend={"error": "backend realvol unavailable: refused"}, reply={"status": 502, "err": "x"}),
+    event(4, "Remove", 0.0, retry=True, outcome="hung", reply=None),
+]
+
+
+def test_summary_counts_and_tells_injected_from_real_failures() -> None:
+    summary = summarize(RECORDS)
+    assert (summary.calls, summary.injected, summary.backend_failures, summary.retries) == (4, 1, 1, 1)
+    assert summary.by_operation == {"Create": 1, "Remove": 2, "Get": 1}
+    assert summary.fired_by_rule == {"drop-removes (drop)": 1}
+    text = summary.to_text()
+    assert "4 calls, 1 with an injected fault, 1 real backend failures" in text
+    assert "drop-removes (drop)" in text and "hung 1" in text
+
+
+def test_the_html_is_self_contained_and_carries_every_call() -> None:
+    page = render_html(RECORDS + [event(5, "Get", 1.0, volume="</script><b>x")], "run")
+    assert "<script src" not in page and "http" not in page.replace("http-equiv", "")
+    assert page.count('"seq":') == 5
+    assert "</script><b>" not in page  # a volume name cannot break out of the data block
