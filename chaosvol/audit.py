@@ -151,7 +151,7 @@ def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | 
             findings.append(
                 Finding(name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with", f"kept {name!r} all along")
             )
-        elif log is not None and name in ours and log.create_opts.get(name) and dict(ours[name].options or {}) != log.create_opts[name]:
+        elif log is not None and name in ours and log.create_opts.get(name) and not _same_options(ours[name].options, log.create_opts[name]):
             findings.append(
                 Finding(name, "metadata-lost", f"shows options {dict(ours[name].options or {})}", f"was created with options {log.create_opts[name]}")
             )
@@ -162,3 +162,12 @@ def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | 
             ids = ", ".join(f"{mount_id[:12]} ({count}x)" if count > 1 else mount_id[:12] for mount_id, count in sorted(mounts.items()))
             findings.append(Finding(name, "leaked-mount", "has no running container using it", f"still counts mounts {ids}"))
     return findings
+
+
+def _same_options(shown: Mapping[str, str] | None, created: Mapping[str, str]) -> bool:
+    """Whether dockerd still shows the options a volume was created with (redacted values in the
+    log are compared by name only)."""
+    shown = dict(shown or {})
+    if set(shown) != set(created):
+        return False
+    return all(value == "<redacted>" or shown[key] == value for key, value in created.items())

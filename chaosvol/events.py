@@ -17,15 +17,28 @@ One JSON object per line, written when the call ends:
 * `retry`: an empty body where dockerd always sends one: its retry after a dropped connection.
 * `injected`: a rule fired. A real failure has `injected: false` and names the backend.
 * `opts`: the options of a Create (null for other calls), so that an audit can tell which
-  options dockerd should still know.
+  options dockerd should still know; values of options whose names look like credentials
+  (password, token, secret, key, credential, auth, cert) are written as `<redacted>`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+# Options whose names look like credentials are never written in clear.
+SECRET_OPTION: Final = re.compile(r"pass|token|secret|key|credential|auth|cert", re.IGNORECASE)
+REDACTED: Final = "<redacted>"
+
+
+def redact(opts: dict[str, str] | None) -> dict[str, str] | None:
+    if opts is None:
+        return None
+    return {k: REDACTED if SECRET_OPTION.search(k) else v for k, v in opts.items()}
+
 
 Outcome = Literal["answered", "hung", "reset", "client-gone", "cut", "refused", "crashed"]
 
@@ -79,7 +92,7 @@ class CallRecord:
             "retry": self.retry,
             "outcome": self.outcome,
             "injected": self.rule is not None,
-            "opts": self.opts,
+            "opts": redact(self.opts),
         }
 
     def _reply(self) -> dict[str, Any] | None:

@@ -38,6 +38,9 @@ SHIPPED_PROFILE_DIRS: Final = (
 _TOP_KEYS: Final = ("version", "seed", "description", "rules")
 _RULE_KEYS: Final = ("name", "description", "match", "after", "times", "probability", "action", "actions")
 _MATCH_KEYS: Final = ("op", "volume", "opts")
+# A profile is a page of YAML; these bound what a broken or hostile file can make us do.
+MAX_PROFILE_BYTES: Final = 1024 * 1024
+MAX_NESTING: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,8 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
         ProfileError: one problem per line, each `file:line:column: where: message`.
     """
     loader = _Loader(source)
+    if len(text) > MAX_PROFILE_BYTES:
+        raise ProfileError([ProfileProblem(Position(source, 1, 1), "", f"the profile is over {MAX_PROFILE_BYTES} bytes; profiles are small")])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -167,6 +172,9 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
         raise ProfileError([ProfileProblem(position, "", f"not valid YAML: {message}")]) from exc
     except yaml.YAMLError as exc:
         raise ProfileError([ProfileProblem(Position(source, 1, 1), "", f"not valid YAML: {exc}")]) from exc
+    deep = _too_deep(node)
+    if deep is not None:
+        raise ProfileError([ProfileProblem(loader.position(deep), "", f"nested more than {MAX_NESTING} levels deep; a profile never needs that")])
     profile = loader.profile(node)
     if loader.problems:
         raise ProfileError(sorted(loader.problems, key=lambda p: (p.position.line, p.position.column)))
@@ -544,6 +552,24 @@ class _Loader:
                 assert node is not None
                 self.fail(node, f"{where}.actions", f"these actions cannot run in this order: {exc}")
                 return
+
+
+def _too_deep(root: yaml.Node | None) -> yaml.Node | None:
+    """The first node nested deeper than MAX_NESTING, if any (aliases are walked once)."""
+    seen: set[int] = set()
+    stack = [(root, 0)] if root is not None else []
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if depth > MAX_NESTING:
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
+    return None
 
 
 def _construct(node: yaml.Node) -> Any:

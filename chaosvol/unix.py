@@ -1,8 +1,9 @@
 """open_unix_listener: a listening unix socket that replaces a stale file and refuses a live one.
 
-The socket is bound under a temporary name, given its mode, and renamed into place, so a daemon
-never connects to a socket with the wrong mode or one that is not listening yet (trio#279 is the
-missing trio API this stands in for). `UnixListener.close()` unlinks the path only while it is
+The socket is bound inside a private temporary directory (mode 0700, so nobody else can reach it
+whatever the umask), given its mode, made to listen, and only then renamed into place: a daemon
+never connects to a socket with the wrong mode or one that is not listening yet, and there is no
+moment at which it is world-writable (trio#279 is the missing trio API this stands in for). `UnixListener.close()` unlinks the path only while it is
 still ours, so a successor that took the path over keeps its socket.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import stat
+import tempfile
 from typing import Final
 
 import trio
@@ -88,21 +91,25 @@ async def open_unix_listener(path: str, *, mode: int = 0o660, backlog: int = DEF
     """
     check_socket_path(path)
     directory = os.path.dirname(path) or "."
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    if len(os.fsencode(temporary)) > MAX_SOCKET_PATH:
-        temporary = path  # no room for a temporary name: bind in place
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        if temporary != path and os.path.lexists(temporary):
-            os.unlink(temporary)
+        private = tempfile.mkdtemp(prefix=".cv", dir=directory)  # mode 0700
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+    temporary = os.path.join(private, "s")
+    if len(os.fsencode(temporary)) > MAX_SOCKET_PATH:
+        os.rmdir(private)
+        raise UsageError(f"socket path {path!r} leaves no room for a temporary name next to it; use a shorter path")
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
         await sock.bind(temporary)
         os.chmod(temporary, mode)
         sock.listen(backlog)
-        if temporary != path:
-            os.rename(temporary, path)
+        os.rename(temporary, path)
         info = os.stat(path)
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return UnixListener(trio.SocketListener(sock), path, (info.st_dev, info.st_ino))

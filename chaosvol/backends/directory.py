@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,17 +61,19 @@ class DirectoryBackend:
 
     def _load(self) -> None:
         for entry in self._volumes_dir.iterdir():
-            meta = entry / "meta.json"
             try:
-                state = json.loads(meta.read_text(encoding="utf-8"))
+                self._real_directory(entry)
+                fd = os.open(entry / "meta.json", os.O_RDONLY | os.O_NOFOLLOW)
+                with open(fd, encoding="utf-8") as handle:
+                    state = json.load(handle)
                 self._volumes[entry.name] = VolumeState(
                     str(state["created_at"]), dict(state.get("opts") or {}), {str(k): int(v) for k, v in (state.get("mounts") or {}).items()}
                 )
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, VolumeError) as exc:
                 log.warning("built-in backend: skipping %s: no readable meta.json (%s)", entry, exc)
         # A crash during Remove leaves half-deleted trees here: finish the job.
         for leftover in self._trash.iterdir():
-            shutil.rmtree(leftover, ignore_errors=True)
+            _delete(leftover)
 
     def volume_names(self) -> list[str]:
         return sorted(self._volumes)
@@ -109,13 +112,15 @@ class DirectoryBackend:
             return PluginReply.json({"Volume": self._describe(name, self._volumes[name], status=True), "Err": ""})
         state = self._existing(name)
         if op is Operation.PATH:
-            return PluginReply.json({"Mountpoint": str(self._data(name)), "Err": ""})
+            return PluginReply.json({"Mountpoint": str(self._real_directory(self._data(name))), "Err": ""})
         if op is Operation.REMOVE:
             return await self._remove(name, state)
         mount_id = field_of(body, "ID")
         if not isinstance(mount_id, str) or not mount_id:
             raise VolumeError(f"{op.value} needs a mount ID (ID)")
         if op is Operation.MOUNT:
+            self._real_directory(self._dir(name))
+            self._real_directory(self._data(name))
             state.mounts[mount_id] = state.mounts.get(mount_id, 0) + 1
             self._save(name, state)
             return PluginReply.json({"Mountpoint": str(self._data(name)), "Err": ""})
@@ -159,6 +164,14 @@ class DirectoryBackend:
             raise VolumeError(f"no such volume: {name!r}")
         return state
 
+    def _real_directory(self, path: Path) -> Path:
+        """`path` itself, if it is a directory and not a symbolic link: a link planted in the root
+        must never send a container (or our own writes) outside it."""
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode):
+            raise VolumeError(f"{path} is not a directory this backend made (a symbolic link or a file); refusing to use it")
+        return path
+
     def _dir(self, name: str) -> Path:
         return self._volumes_dir / name
 
@@ -178,7 +191,11 @@ class DirectoryBackend:
             raise VolumeError("Opts must be an object of strings")
         state = VolumeState(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), dict(opts or {}))
         try:
-            self._data(name).mkdir(parents=True, exist_ok=True)
+            for directory in (self._dir(name), self._data(name)):
+                try:
+                    os.mkdir(directory, 0o755)
+                except FileExistsError:
+                    self._real_directory(directory)  # a leftover of ours is fine; a planted link is not
             self._save(name, state)
         except OSError as exc:
             raise VolumeError(f"cannot create volume {name!r}: {exc.strerror or exc}") from exc
@@ -198,7 +215,7 @@ class DirectoryBackend:
         except OSError as exc:
             self._volumes[name] = state
             raise VolumeError(f"cannot remove volume {name!r}: {exc.strerror or exc}") from exc
-        await trio.to_thread.run_sync(shutil.rmtree, doomed, True)
+        await trio.to_thread.run_sync(_delete, doomed)
         return PluginReply.ok()
 
     def _save(self, name: str, state: VolumeState) -> None:
@@ -209,3 +226,11 @@ class DirectoryBackend:
         # Atomic against a crash of this process (what we promise), not against power loss:
         # an fsync per Mount would cost more than the whole proxy.
         os.replace(temporary, meta)
+
+
+def _delete(path: Path) -> None:
+    """Delete a removed volume's tree; a symbolic link is unlinked, never followed."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)

@@ -77,3 +77,22 @@ async def test_create_is_idempotent_and_list_and_capabilities_answer(tmp_path: P
     assert [v["Name"] for v in listed] == ["v1"] and listed[0]["CreatedAt"].endswith("Z")
     caps = await backend.call(PluginCall.build(Operation.CAPABILITIES))
     assert caps.decoded() == {"Capabilities": {"Scope": "local"}}
+
+
+async def test_a_symlink_planted_in_the_root_is_never_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    backend = DirectoryBackend(tmp_path / "root")
+    os.symlink(outside, tmp_path / "root" / "volumes" / "planted")
+    reply = await backend.call(create("planted"))
+    assert reply.status == 500 and "is not a directory this backend made" in (reply.err or "")
+    assert os.listdir(outside) == []
+    # a volume whose data directory is swapped for a link is refused at Mount
+    await backend.call(create("v1"))
+    data = tmp_path / "root" / "volumes" / "v1" / "_data"
+    data.rmdir()
+    os.symlink(outside, data)
+    refused = await backend.call(mount("v1", A))
+    assert refused.status == 500 and "symbolic link" in (refused.err or "")
+    assert (await backend.call(remove("v1"))).err is None
+    assert outside.is_dir() and os.listdir(outside) == []  # removing unlinked the link, not its target

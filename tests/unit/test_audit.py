@@ -99,3 +99,9 @@ def test_mounts_come_from_the_log_when_the_backend_does_not_report_them() -> Non
 def test_a_local_volume_hiding_a_plugin_volume_is_shadowed() -> None:
     daemon = DaemonView((DaemonVolume("gx", "local"),))
     assert kinds(audit("cv", daemon, BackendView({"gx": {}}))) == [("shadowed", "gx")]
+
+
+def test_redacted_options_are_compared_by_name_only() -> None:
+    records = [rec("Create", "v1", opts={"size": "1", "password": "<redacted>"})]
+    same = DaemonView((DaemonVolume("v1", "cv", options={"size": "1", "password": "hunter2"}),))
+    assert audit("cv", same, BackendView({"v1": {}}), LogView.from_records(records)) == []

@@ -128,3 +128,28 @@ def test_an_unreadable_file_is_a_profile_error(tmp_path: Path) -> None:
 
 def test_profile_error_exposes_the_first_field() -> None:
     assert profile_error(rule("drop", op="Get")).where == "rules[0].match.op"
+
+
+def test_oversize_and_deeply_nested_profiles_are_refused_before_they_are_read() -> None:
+    assert "over 1048576 bytes" in problems("version: 1\n" + "#" * (1024 * 1024))[0]
+    nested = "version: 1\nrules:\n  - match: " + "[" * 40 + "]" * 40 + "\n"
+    assert "nested more than 16 levels" in problems(nested)[0]
+
+
+def test_aliases_cannot_blow_up_the_loader() -> None:
+    bomb = "version: 1\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(9)
+    )
+    assert "unknown key" in problems(bomb)[0]  # refused quickly, never expanded
+
+
+def test_pathological_globs_take_linear_time() -> None:
+    import time
+
+    from chaosvol.protocol import Operation, PluginCall
+
+    loaded = profile(rule("drop", op="Remove", volume="*a*a*a*a*a*a*a*a*a*a*b"))
+    call = PluginCall.build(Operation.REMOVE, "a" * 250)
+    started = time.perf_counter()
+    assert not loaded.rules[0].match.matches(call)
+    assert time.perf_counter() - started < 0.5

@@ -43,3 +43,12 @@ def test_reply_err_follows_dockerds_rules() -> None:
 def test_with_fields_replaces_a_key_whatever_its_case() -> None:
     reply = PluginReply.json({"mountpoint": "/a", "Err": ""}).with_fields(Mountpoint="/b")
     assert reply.decoded() == {"Err": "", "Mountpoint": "/b"}
+
+
+def test_credentials_in_create_options_never_reach_the_event_log_in_clear() -> None:
+    from chaosvol.events import CallRecord
+
+    record = CallRecord(0.0, 1, 1, "Create", "v", None, None, None, True, None, 200, None, 0.001,
+                        opts={"size": "1G", "password": "hunter2", "AccessToken": "t", "sshkey": "k"})
+    assert record.to_json()["opts"] == {"size": "1G", "password": "<redacted>", "AccessToken": "<redacted>", "sshkey": "<redacted>"}
+    assert "hunter2" not in record.to_line()
