@@ -12,7 +12,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NoReturn
 
 import trio
@@ -213,11 +213,26 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--events {args.events}: cannot open: {exc.strerror or exc}") from exc
     engine = ChaosEngine(profile, seed=seed)
     settings = ServeSettings(_name(args), socket_path, args.backend)
+    _raise_descriptor_limit()
     rules = len(profile.rules)
     draws = any(rule.probability < 1 or getattr(action, "jitter", 0) for rule in profile.rules for action in rule.actions)
     how = f" (chosen at random: --seed {seed} replays this run)" if chosen and draws else ""
     profile_line = f"profile {profile.source} ({rules} rule{'s' if rules != 1 else ''}), seed {seed}{how}"
-    return _run_server(PluginServer(settings, backend, engine, events), profile_line)
+    server = PluginServer(settings, backend, engine, events)
+
+    def reload() -> None:
+        if not args.profile:
+            log.info("SIGHUP: no --profile to reload; everything still passes through")
+            return
+        try:
+            new = load_profile(args.profile)
+        except ProfileError as exc:
+            log.error("SIGHUP: the profile was not reloaded; the old one stays in force:\n%s", exc)
+            return
+        server.engine = ChaosEngine(new, seed=args.seed if args.seed is not None else new.seed if new.seed is not None else seed)
+        log.warning("SIGHUP: reloaded %s (%d rules, seed %d); rule counters start again", new.source, len(new.rules), server.engine.seed)
+
+    return _run_server(server, profile_line, reload)
 
 
 def run_backend(args: argparse.Namespace) -> int:
@@ -234,9 +249,22 @@ def run_backend(args: argparse.Namespace) -> int:
     return _run_server(PluginServer(settings, backend, ChaosEngine(PASSTHROUGH)), f"built-in backend, volumes in {backend.root}")
 
 
-def _run_server(server: PluginServer, detail: str) -> int:
+def _raise_descriptor_limit() -> None:
+    """Every connection costs two descriptors (dockerd's side and the backend's): take all the
+    kernel allows, so a burst of thousands of calls is not refused by a default soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
+
+
+def _run_server(server: PluginServer, detail: str, reload: Callable[[], None] | None = None) -> int:
     async def serve() -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
 
                 async def serve_then_stop(task_status: trio.TaskStatus[PluginServer] = trio.TASK_STATUS_IGNORED) -> None:
@@ -252,6 +280,10 @@ def _run_server(server: PluginServer, detail: str) -> int:
                     flush=True,
                 )
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        if reload is not None:
+                            reload()
+                        continue
                     log.info(
                         "%s: stopping (in-flight calls get %gs)", signal.Signals(signum).name, settings.shutdown_grace
                     )

@@ -142,3 +142,32 @@ def test_backend_command_serves_the_builtin_backend_alone(short_tmp: str) -> Non
 @pytest.mark.parametrize("module", [["-m", "chaosvol"]])
 def test_python_dash_m_is_the_same_program(module: list[str]) -> None:
     assert subprocess.run([sys.executable, *module, "--version"], capture_output=True, text=True).stdout.startswith("chaosvol ")
+
+
+def test_sighup_reloads_the_profile_and_a_bad_or_missing_one_keeps_the_old(short_tmp: str) -> None:
+    sock, profile = f"{short_tmp}/p.sock", Path(short_tmp) / "p.yaml"
+    profile.write_text("version: 1\nrules:\n  - {name: d, match: {op: Remove}, action: drop}\n")
+    with serving("--socket", sock, "--backend", f"builtin:{short_tmp}/v", "--profile", str(profile)) as process:
+        assert call(sock, remove("v1")) == PluginReply.ok()  # dropped: the backend would refuse it
+
+        def reload_and_wait(expect: str) -> None:
+            process.send_signal(signal.SIGHUP)
+            assert process.stderr is not None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                line = process.stderr.readline()
+                if expect in line:
+                    return
+            raise AssertionError(f"no {expect!r} in chaosvol's log")
+
+        profile.write_text("version: 1\nrules:\n  - {name: d, match: {op: Remove}, action: dorp}\n")
+        reload_and_wait("the profile was not reloaded")
+        assert call(sock, remove("v1")) == PluginReply.ok()  # the old profile stays in force
+        profile.unlink()
+        reload_and_wait("the profile was not reloaded")
+        assert call(sock, remove("v1")) == PluginReply.ok()
+        profile.write_text("version: 1\nrules: []\n")
+        reload_and_wait("SIGHUP: reloaded")
+        assert call(sock, remove("v1")).err == "no such volume: 'v1'"  # forwarded now
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
