@@ -64,7 +64,10 @@ class EventLog:
                 self._write(batch)
         self._report_loss()
         if self._close_stream:
-            self._stream.close()
+            try:
+                self._stream.close()
+            except OSError as exc:  # what was still buffered cannot be written either
+                log.error("event log: closing: %s", exc)
 
     def _write(self, batch: list[CallRecord]) -> None:
         try:

@@ -284,3 +284,19 @@ async def test_crash_without_restart_ends_the_server(short_tmp: str) -> None:
         await client.send_raw(client.wire.request_bytes(get("v"), b""))
         assert await client.closed_without_answer()
     assert server.crashed and not os.path.exists(sock)
+
+
+async def test_a_backend_restarted_on_the_same_path_is_reached_through_new_connections(short_tmp: str, nursery: trio.Nursery) -> None:
+    backend_sock, proxy_sock = f"{short_tmp}/b.sock", f"{short_tmp}/p.sock"
+    first = OddBackend(backend_sock, await activate_then(lambda call: http(PluginReply.json({"Err": "", "who": "first"}))))
+    async with trio.open_nursery() as first_nursery:
+        await first_nursery.start(first.serve)
+        async with serving(nursery, proxy_sock, PluginClient("realvol", partial(trio.open_unix_socket, backend_sock), timeouts=FAST)):
+            client = await daemon(proxy_sock)
+            assert (await client.call(remove("v"))).decoded()["who"] == "first"
+            first_nursery.cancel_scope.cancel()  # the backend dies; our pooled connection to it is dead
+            await trio.sleep(0.05)
+            second = OddBackend(backend_sock, await activate_then(lambda call: http(PluginReply.json({"Err": "", "who": "second"}))))
+            await nursery.start(second.serve)
+            assert (await client.call(remove("v"))).decoded()["who"] == "second"
+            assert [c.operation for c in second.calls] == [Operation.REMOVE]  # no second Activate, as dockerd

@@ -254,3 +254,26 @@ def test_random_is_never_used_globally() -> None:
     for _ in range(10):
         engine.decide(remove("v"), now=0.0)
     assert random.getstate() == state
+
+
+async def test_pipelined_requests_are_answered_in_order(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule({"delay": {"duration": "10ms"}}, op="Get"))
+    client = proxy.connect()
+    by_label = {s.label: s.raw for s in DOCKERD_REQUESTS}
+    raw = by_label["get"] + by_label["list"] + by_label["remove"]
+    await client.send_raw(raw)
+    data = b""
+    with trio.fail_after(5):
+        while data.count(b"HTTP/1.1 200 OK") < 3:
+            data += await client.stream.receive_some(65536)
+    assert [c.operation.value for c in proxy.backend.calls] == ["Get", "List", "Remove"]
+    first, second, third = data.split(b"HTTP/1.1 200 OK")[1:]
+    assert b'"Volume"' in first and b'"Volumes"' in second and b'{"Err":""}' in third
+
+
+async def test_oversize_headers_get_431_and_the_server_serves_on(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery)
+    bad = proxy.connect()
+    await bad.send_raw(b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: \r\nX-Big: " + b"a" * 20_000)  # and never ends
+    assert (await bad.read_raw()).startswith(b"HTTP/1.1 431 ")
+    assert (await proxy.connect().call(get("v"))).status == 200
