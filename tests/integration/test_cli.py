@@ -171,3 +171,21 @@ def test_sighup_reloads_the_profile_and_a_bad_or_missing_one_keeps_the_old(short
         assert call(sock, remove("v1")).err == "no such volume: 'v1'"  # forwarded now
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
+
+
+def test_the_socket_is_never_wider_than_0660_even_with_umask_0(short_tmp: str) -> None:
+    sock = f"{short_tmp}/p.sock"
+    command = " ".join([*CHAOSVOL, "serve", "--socket", sock, "--backend", f"builtin:{short_tmp}/v"])
+    process = subprocess.Popen(["sh", "-c", f"umask 000; exec {command}"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        while "serving" not in process.stderr.readline():
+            pass
+        assert oct(os.stat(sock).st_mode & 0o777) == "0o660"
+        assert sorted(os.listdir(short_tmp)) == ["p.sock", "v"]  # the private bind directory is gone
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stderr.close()  # type: ignore[union-attr]
