@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h11
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from chaosvol.engine import ChaosEngine
 from chaosvol.errors import RequestError
 from chaosvol.profile import load_profile
 from chaosvol.protocol import Operation, PluginCall, PluginReply
-from chaosvol.wire import ServerWire, WireState
+from chaosvol.wire import ClientWire, ServerWire, WireState
 from tests.support.builders import profile, rule
 
 FLAKY = load_profile("flaky")
@@ -63,3 +64,92 @@ def test_any_bytes_into_the_server_wire_give_calls_or_a_request_error(chunks: li
                 break
     except RequestError as exc:
         assert 400 <= exc.status_hint < 500
+
+
+def _run_wire(wire: ServerWire, chunks: list[bytes]) -> list[object]:
+    """Everything a wire makes of `chunks`: calls (with headers), refusals, answers, errors."""
+    seen: list[object] = []
+    try:
+        for chunk in chunks + [b""]:
+            wire.receive_data(chunk)
+            while True:
+                event = wire.next_call()
+                if isinstance(event, WireState):
+                    seen.append(event)
+                    break
+                if isinstance(event, PluginCall):
+                    seen.append((event, event.headers))
+                    seen.append(wire.reply_bytes(PluginReply.json({"Err": ""})))
+                else:
+                    seen.append((event.error.status_hint, str(event.error)))
+                    seen.append(wire.reply_bytes(event.error.docker_reply()))
+            if seen[-1] is WireState.CLOSED:
+                break
+    except RequestError as exc:
+        seen.append(("error", exc.status_hint, wire.error_bytes(exc).split(b"\r\n")[0]))
+    return seen
+
+
+def _dockerd_like() -> st.SearchStrategy[bytes]:
+    from tests.support.builders import DOCKERD_REQUESTS
+
+    samples = st.sampled_from([s.raw for s in DOCKERD_REQUESTS])
+    odd = st.sampled_from([
+        b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n",
+        b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+        b"GET /VolumeDriver.List HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /VolumeDriver.Get HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: x\r\n Folded: y\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /VolumeDriver.Nope HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\n{}",
+        b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: x\r\nBad Header: y\r\nContent-Length: 2\r\n\r\n{}",
+    ])
+    return st.one_of(samples, odd, st.binary(max_size=40))
+
+
+@settings(max_examples=400)
+@given(st.lists(_dockerd_like(), min_size=1, max_size=5), st.integers(min_value=1, max_value=50), st.booleans())
+def test_the_fast_path_and_h11_make_the_same_of_any_input(requests: list[bytes], chunk: int, truncate: bool) -> None:
+    data = b"".join(requests)
+    if truncate:
+        data = data[: len(data) * 2 // 3]
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    assert _run_wire(ServerWire(fast=True), chunks) == _run_wire(ServerWire(fast=False), chunks)
+
+
+def _read_answer(wire: ClientWire, chunks: list[bytes]) -> object:
+    wire.request_bytes(PluginCall.build(Operation.GET, "v"), b"")
+    try:
+        for chunk in chunks + [b""]:
+            wire.receive_data(chunk)
+            reply = wire.next_reply()
+            if isinstance(reply, PluginReply):
+                return (reply, wire.reusable or chunk == b"")
+        return "need data"
+    except h11.RemoteProtocolError:
+        return "protocol error"
+
+
+ANSWERS = st.one_of(
+    st.sampled_from([
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"Err\":\"\"}\n",
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 9\r\n\r\n{\"Err\":1}",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{}\n\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\n\r\n{}",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}",
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}",
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+    ]),
+    st.binary(max_size=30),
+)
+
+
+@settings(max_examples=400)
+@given(ANSWERS, st.integers(min_value=1, max_value=40))
+def test_the_client_fast_path_and_h11_read_the_same_answers(answer: bytes, chunk: int) -> None:
+    chunks = [answer[i : i + chunk] for i in range(0, len(answer), chunk)]
+    assert _read_answer(ClientWire(fast=True), chunks) == _read_answer(ClientWire(fast=False), chunks)
