@@ -143,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("events", metavar="EVENTS", help="an event log written by chaosvol serve --events")
     report.add_argument("--html", metavar="OUT", help="write an HTML timeline to OUT")
     report.set_defaults(run=run_report)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the profile format (for editors and CI linters)",
+        description="Print the JSON Schema (draft 2020-12) of the profile format, generated from the same "
+        "definitions the loader uses. `chaosvol check` remains the authority: it also checks what a schema cannot say.",
+    )
+    schema.set_defaults(run=run_schema)
     return parser
 
 
@@ -401,6 +409,15 @@ def run_report(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--html {args.html}: cannot write: {exc.strerror or exc}") from exc
         print(f"timeline written to {args.html}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from chaosvol.schema import profile_schema
+
+    print(json.dumps(profile_schema(), indent=2))
     return EXIT_OK
 
 
