@@ -129,25 +129,10 @@ class ServerWire:
         target = request_line[1]
         if not _TARGET.fullmatch(target):
             return None
-        headers: list[tuple[bytes, bytes]] = []
-        length = -1
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
-                return None
-            value = value.strip(b" \t")
-            if not _FIELD_VALUE.fullmatch(value):
-                return None
-            name = name.lower()
-            if name == b"content-length":
-                if length >= 0 or not value.isdigit() or len(value) > 18:
-                    return None
-                length = int(value)
-            elif name in _NOT_ON_FAST_PATH:
-                return None
-            headers.append((name, value))
-        if length < 0:
+        parsed = _plain_headers(lines)
+        if parsed is None:
             return None
+        headers, length = parsed
         if length > MAX_REQUEST_BODY:
             raise RequestError(f"request body of {length} bytes is over the limit of {MAX_REQUEST_BODY}", 413)
         total = end + 4 + length
@@ -249,6 +234,29 @@ class ServerWire:
             self._broken = True
         else:
             self._h11.send_failed()
+
+
+def _plain_headers(lines: list[bytes]) -> tuple[list[tuple[bytes, bytes]], int] | None:
+    """The header lines of a plain message (names lowercased) and its Content-Length, or None
+    when the message is not plain enough for the fast path (h11 then takes it)."""
+    headers: list[tuple[bytes, bytes]] = []
+    length = -1
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            return None
+        value = value.strip(b" \t")
+        if not _FIELD_VALUE.fullmatch(value):
+            return None
+        name = name.lower()
+        if name == b"content-length":
+            if length >= 0 or not value.isdigit() or len(value) > 18:
+                return None
+            length = int(value)
+        elif name in _NOT_ON_FAST_PATH:
+            return None
+        headers.append((name, value))
+    return (headers, length) if length >= 0 else None
 
 
 def _server_h11() -> h11.Connection:
@@ -371,25 +379,12 @@ class ClientWire:
         status = int(status_line[1])
         if status < 200 or (len(status_line) == 3 and not _FIELD_VALUE.fullmatch(status_line[2])):
             return None
-        length = -1
-        content_type = None
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
-                return None
-            value = value.strip(b" \t")
-            if not _FIELD_VALUE.fullmatch(value):
-                return None
-            name = name.lower()
-            if name == b"content-length":
-                if length >= 0 or not value.isdigit() or len(value) > 18:
-                    return None
-                length = int(value)
-            elif name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name in _NOT_ON_FAST_PATH:
-                return None
-        if length < 0 or length > MAX_REPLY_BODY:
+        parsed = _plain_headers(lines)
+        if parsed is None:
+            return None
+        headers, length = parsed
+        content_type = next((value.decode("latin-1") for name, value in headers if name == b"content-type"), None)
+        if length > MAX_REPLY_BODY:
             return None
         total = end + 4 + length
         if len(buffer) < total:
