@@ -77,7 +77,7 @@ class CallRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "t": datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "t": _timestamp(self.started_at),
             "seq": self.seq,
             "conn": self.conn,
             "op": self.operation,
@@ -113,3 +113,18 @@ def parse_line(line: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("an event line is a JSON object")
     return value
+
+
+_second_cache: list[object] = [None, ""]
+
+
+def _timestamp(unix: float) -> str:
+    """RFC 3339 with microseconds, UTC; the date part is formatted once per second."""
+    second = int(unix)
+    micro = round((unix - second) * 1_000_000)  # as datetime rounds
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    if _second_cache[0] != second:
+        _second_cache[0] = second
+        _second_cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second_cache[1]}.{micro:06d}Z"

@@ -12,10 +12,11 @@ import dataclasses
 import difflib
 import fnmatch
 import random
+import re
 import types
 import typing
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -58,15 +59,20 @@ class Match:
     operations: frozenset[Operation]
     volume: str | None = None
     opts: Mapping[str, str] | None = None
+    _glob: Callable[[str], object] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.volume is not None:  # compiled once; fnmatch's patterns match in linear time
+            object.__setattr__(self, "_glob", re.compile(fnmatch.translate(self.volume)).match)
 
     def matches(self, call: PluginCall, sees_list_entries: bool = False) -> bool:
         if call.operation not in self.operations:
             return False
-        if self.volume is not None:
+        if self._glob is not None:
             if call.volume is None:
                 if not (sees_list_entries and call.operation is Operation.LIST):
                     return False
-            elif not fnmatch.fnmatchcase(call.volume, self.volume):
+            elif self._glob(call.volume) is None:
                 return False
         if self.opts is not None:
             if call.opts is None:

@@ -52,3 +52,13 @@ def test_credentials_in_create_options_never_reach_the_event_log_in_clear() -> N
                         opts={"size": "1G", "password": "hunter2", "AccessToken": "t", "sshkey": "k"})
     assert record.to_json()["opts"] == {"size": "1G", "password": "<redacted>", "AccessToken": "<redacted>", "sshkey": "<redacted>"}
     assert "hunter2" not in record.to_line()
+
+
+def test_event_timestamps_are_rfc3339_utc_with_microseconds() -> None:
+    from datetime import UTC, datetime
+
+    from chaosvol.events import _timestamp
+
+    for unix in (0.0, 1795420800.123456, 1795420800.999999, 1795420801.000001):
+        expected = datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert _timestamp(unix) == expected
