@@ -62,3 +62,15 @@ def test_event_timestamps_are_rfc3339_utc_with_microseconds() -> None:
     for unix in (0.0, 1795420800.123456, 1795420800.999999, 1795420801.000001):
         expected = datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         assert _timestamp(unix) == expected
+
+
+def test_a_large_success_without_err_is_not_decoded_but_a_large_error_is() -> None:
+    import json as _json
+
+    volumes = [{"Name": f"v{i:05d}", "Mountpoint": f"/data/v{i:05d}"} for i in range(5000)]
+    big = PluginReply(200, _json.dumps({"Volumes": volumes}).encode() + b"\n")
+    assert big.err is None and not big._decoded  # noqa: SLF001  never parsed for the log
+    failing = PluginReply(200, _json.dumps({"Volumes": volumes, "Err": "disk gone"}).encode())
+    assert failing.err == "disk gone"
+    truncated = PluginReply(200, big.body[: len(big.body) // 2])
+    assert truncated.err == "undecodable body"
