@@ -151,6 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
         "definitions the loader uses. `chaosvol check` remains the authority: it also checks what a schema cannot say.",
     )
     schema.set_defaults(run=run_schema)
+
+    replay = commands.add_parser(
+        "replay",
+        help="turn a recorded run's event log into a profile that makes the same decisions",
+        description="Write a profile that fires the same actions on the same calls as the recorded run (selected "
+        "by operation, volume and call index, never by chance). A log does not keep actions' options: give the "
+        "original profile with --profile to copy them.",
+    )
+    replay.add_argument("events", metavar="EVENTS", help="the event log of the run to replay")
+    replay.add_argument("-o", "--output", metavar="PROFILE", help="write the profile here (default: stdout)")
+    replay.add_argument("--profile", metavar="FILE", help="the profile the run used, for the actions' options")
+    replay.set_defaults(run=run_replay)
     return parser
 
 
@@ -409,6 +421,27 @@ def run_report(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--html {args.html}: cannot write: {exc.strerror or exc}") from exc
         print(f"timeline written to {args.html}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from chaosvol.profile import parse_profile
+    from chaosvol.replay import replay
+
+    original = load_profile(args.profile) if args.profile else None
+    result = replay(_read_events(args.events), original, os.path.basename(args.events))
+    parse_profile(result.text, "<replay>")  # what we write must load: a failure here is our bug
+    for reason in result.skipped:
+        print(f"chaosvol replay: skipped {reason}", file=sys.stderr)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(result.text)
+        except OSError as exc:
+            raise UsageError(f"-o {args.output}: cannot write: {exc.strerror or exc}") from exc
+        print(f"chaosvol replay: {result.rules} rule(s) written to {args.output}", file=sys.stderr)
+    else:
+        print(result.text, end="")
     return EXIT_OK
 
 

@@ -1,0 +1,60 @@
+"""Record a flaky run against a real dockerd, replay its event log as a profile on a fresh
+dockerd, and get the same faults on the same calls."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import Counter
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import start_chaosvol
+from tests.support.dockerd import IMAGE, PrivateDockerd
+
+
+def run_workload(profile: str, work: Path, tag: str) -> list[dict[str, Any]]:
+    daemon = PrivateDockerd.start()
+    name = f"cv-rp-{secrets.token_hex(3)}"
+    events = work / f"events-{tag}.jsonl"
+    proxy = start_chaosvol(name, work / f"backend-{tag}", profile, events)
+    try:
+        for i in range(8):
+            volume = f"rp-{i}"
+            daemon.docker("volume", "create", "-d", name, volume, check=False)
+            daemon.docker("run", "--rm", "-v", f"{volume}:/data", IMAGE, "true", check=False)
+            daemon.docker("volume", "rm", volume, check=False)
+    finally:
+        daemon.stop()
+        proxy.stop()
+    return [json.loads(line) for line in events.read_text().splitlines()]
+
+
+def faults(records: list[dict[str, Any]]) -> list[tuple[str, str | None, int, str]]:
+    """Each fault as (operation, volume, index among the calls with that operation and volume,
+    action): the identity of a call that does not depend on how concurrent calls interleave."""
+    seen: Counter[tuple[str, str | None]] = Counter()
+    found = []
+    for record in sorted(records, key=lambda r: r["t"]):
+        key = (record["op"], record["volume"])
+        seen[key] += 1
+        if record["injected"]:
+            found.append((key[0], key[1], seen[key], record["action"]))
+    return sorted(found, key=str)
+
+
+def test_a_replayed_flaky_run_gets_the_same_faults_on_the_same_calls(dockerd: PrivateDockerd, tmp_path: Path) -> None:
+    first = run_workload("flaky", tmp_path, "first")
+    assert faults(first), "the recorded run had no fault: nothing to replay"
+    (tmp_path / "events-first.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first))
+    profile = tmp_path / "replay.yaml"
+    made = subprocess.run(
+        [sys.executable, "-m", "chaosvol", "replay", str(tmp_path / "events-first.jsonl"), "--profile", "flaky", "-o", str(profile)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    second = run_workload(str(profile), tmp_path, "second")
+    assert faults(second) == faults(first)
+    assert Counter((r["op"], r["volume"]) for r in second) == Counter((r["op"], r["volume"]) for r in first)
