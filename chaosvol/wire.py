@@ -65,7 +65,34 @@ class Refused:
     target: str
 
 
-class ServerWire:
+class _Wire:
+    """What both sides share: bytes buffered for the fast path, or fed to h11 once it took over."""
+
+    _h11: h11.Connection | None
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._eof = False
+
+    def _feed(self, data: bytes | bytearray) -> None:
+        if self._h11 is not None:
+            self._h11.receive_data(data if isinstance(data, bytes) else bytes(data))
+        elif data:
+            self._buffer += data
+        else:
+            self._eof = True
+
+    def _hand_over(self, conn: h11.Connection) -> None:
+        """Give h11 what the fast path holds (it consumed no byte of the current message)."""
+        self._h11 = conn
+        if self._buffer:
+            conn.receive_data(bytes(self._buffer))
+            self._buffer.clear()
+        if self._eof:
+            conn.receive_data(b"")
+
+
+class ServerWire(_Wire):
     """The server side of one connection from dockerd.
 
     Requests shaped exactly like dockerd's and Podman's (`POST /X HTTP/1.1`, token header names,
@@ -77,22 +104,16 @@ class ServerWire:
     """
 
     def __init__(self, *, fast: bool = True) -> None:
-        self._h11: h11.Connection | None = None if fast else _server_h11()
+        super().__init__()
+        self._h11 = None if fast else _server_h11()
         self._request: h11.Request | None = None
         self._body = bytearray()
-        self._buffer = bytearray()
-        self._eof = False
         self._awaiting_reply = False  # fast path: a call was handed out and not answered yet
         self._broken = False  # fast path: an error answer was sent, or a write failed
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes read from the socket; b"" means the peer closed its side."""
-        if self._h11 is not None:
-            self._h11.receive_data(data if isinstance(data, bytes) else bytes(data))
-        elif data:
-            self._buffer += data
-        else:
-            self._eof = True
+        self._feed(data)
 
     def next_call(self) -> PluginCall | Refused | WireState:
         """The next complete request, or what is needed before there is one.
@@ -144,14 +165,8 @@ class ServerWire:
         return _complete(target, b"POST", headers, body)
 
     def _fall_back(self) -> None:
-        """Hand the connection to h11 from the current request on (the fast path consumed no
-        byte of it)."""
-        self._h11 = _server_h11()
-        if self._buffer:
-            self._h11.receive_data(bytes(self._buffer))
-            self._buffer.clear()
-        if self._eof:
-            self._h11.receive_data(b"")
+        """Hand the connection to h11 from the current request on."""
+        self._hand_over(_server_h11())
 
     def _next_h11(self) -> PluginCall | Refused | WireState:
         assert self._h11 is not None
@@ -293,7 +308,7 @@ def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
-class ClientWire:
+class ClientWire(_Wire):
     """The client side of one connection to a backend plugin.
 
     Like ServerWire, a fast path reads plain answers (`HTTP/1.1 NNN`, one Content-Length, no
@@ -302,13 +317,11 @@ class ClientWire:
     """
 
     def __init__(self, *, fast: bool = True) -> None:
-        self._fast = fast
-        self._h11: h11.Connection | None = None if fast else _client_h11()
+        super().__init__()
+        self._h11 = None if fast else _client_h11()
         self._response: h11.Response | None = None
         self._body = bytearray()
         self._answer_started = False
-        self._buffer = bytearray()
-        self._eof = False
         self._request: tuple[bytes, list[tuple[bytes, bytes]], bytes] | None = None
         self._reusable = True
 
@@ -342,12 +355,7 @@ class ClientWire:
 
     def receive_data(self, data: bytes | bytearray) -> None:
         self._answer_started = self._answer_started or bool(data)
-        if self._h11 is not None:
-            self._h11.receive_data(data if isinstance(data, bytes) else bytes(data))
-        elif data:
-            self._buffer += data
-        else:
-            self._eof = True
+        self._feed(data)
 
     def next_reply(self) -> PluginReply | WireState:
         """The backend's complete answer, or NEED_DATA.
@@ -397,18 +405,15 @@ class ClientWire:
         return PluginReply(status, body, content_type)
 
     def _fall_back(self) -> None:
-        conn = self._h11 = _client_h11()
+        """Hand the answer to h11, after telling it which request it answers."""
+        conn = _client_h11()
         if self._request is not None:
             target, headers, body = self._request
             conn.send(h11.Request(method=b"POST", target=target, headers=headers))
             if body:
                 conn.send(h11.Data(data=body))
             conn.send(h11.EndOfMessage())
-        if self._buffer:
-            conn.receive_data(bytes(self._buffer))
-            self._buffer.clear()
-        if self._eof:
-            conn.receive_data(b"")
+        self._hand_over(conn)
 
     def _next_h11(self) -> PluginReply | WireState:
         assert self._h11 is not None
