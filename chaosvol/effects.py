@@ -52,6 +52,18 @@ class Rewrite:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """Park the call until `chaosvol ctl release` lets it go on, or until `timeout` seconds have
+    passed (None: no timeout). The plan then goes on where it stopped."""
+
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not self.timeout >= 0:
+            raise ValueError(f"Hold needs timeout >= 0 or None, not {self.timeout!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Hang:
     """Never answer: wait until dockerd gives up and closes the connection."""
 
@@ -75,7 +87,7 @@ class Crash:
             raise ValueError(f"Crash needs after >= 0 and restart >= 0, not {self.after!r}, {self.restart!r}")
 
 
-Effect: TypeAlias = Forward | Sleep | Reply | Rewrite | Hang | Reset | Crash
+Effect: TypeAlias = Forward | Sleep | Hold | Reply | Rewrite | Hang | Reset | Crash
 TERMINAL = (Hang, Reset, Crash)
 
 
@@ -147,6 +159,8 @@ def _describe(effect: Effect) -> str:
     match effect:
         case Sleep(seconds=seconds):
             return f"sleep {seconds:g}s"
+        case Hold(timeout=timeout):
+            return "hold" if timeout is None else f"hold (at most {timeout:g}s)"
         case Reply(reply=reply):
             return f"reply {reply.status}"
         case Rewrite(edit=edit):

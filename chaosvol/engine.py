@@ -9,6 +9,10 @@ Rules are checked in order; the first rule that matches and fires decides the ca
 counts every call that matches it (`matched`); it is eligible once `after` calls have gone by and
 while it has fired fewer than `times`; an eligible rule fires with its `probability`. A call no
 rule fires on is forwarded untouched.
+
+At run time (the control socket) rules can be disabled (skipped as if absent, their counters
+frozen) and the whole engine paused (`paused=True`: rules count the calls they match, so `after`
+keeps counting, but none fires and no random number is drawn).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class RuleStatistics:
     matched: int
     fired: int
     last_fired_at: float | None
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +86,13 @@ class ChaosEngine:
         ]
         # Each call is checked only against the rules that can match its operation, in order:
         # with a hundred rules, a Get looks at the Get rules alone.
+        self.disabled: set[str] = set()
         self._by_operation: dict[Operation, list[tuple[Rule, RuleState, random.Random, bool]]] = {
             operation: [entry for entry in self._rules if operation in entry[0].match.operations] for operation in Operation
         }
 
-    def decide(self, call: PluginCall, *, now: float) -> Decision:
-        """The Decision for `call`.
+    def decide(self, call: PluginCall, *, now: float, paused: bool = False) -> Decision:
+        """The Decision for `call`. With `paused`, matches are counted and PASS is returned.
 
         Returns:
             `PASS` (forward untouched) when no rule fires; else a Decision naming the rule, its
@@ -94,11 +100,14 @@ class ChaosEngine:
             (`Reply`), the backend's answer altered (`Forward` then `Reply`/`Rewrite`), waits
             around the forward (`Sleep`), or no answer at all (ending in `Hang` or `Reset`).
         """
+        disabled = self.disabled
         for rule, state, stream, sees_list_entries in self._by_operation[call.operation]:
+            if disabled and rule.name in disabled:
+                continue
             if not rule.match.matches(call, sees_list_entries):
                 continue
             state.matched += 1
-            if state.matched <= rule.after:
+            if paused or state.matched <= rule.after:
                 continue
             if rule.times is not None and state.fired >= rule.times:
                 continue
@@ -110,11 +119,30 @@ class ChaosEngine:
             return Decision(rule.name, rule.action_label, rule.plan(call, context))
         return PASS
 
+    @property
+    def rule_names(self) -> list[str]:
+        return [rule.name for rule in self.profile.rules]
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Enable or disable the rule called `name`.
+
+        Raises:
+            KeyError: no rule has that name.
+        """
+        if name not in self.rule_names:
+            raise KeyError(name)
+        if enabled:
+            self.disabled.discard(name)
+        else:
+            self.disabled.add(name)
+
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(
             self.seed,
             {
-                rule.name: RuleStatistics(rule.name, rule.action_label, state.matched, state.fired, state.last_fired_at)
+                rule.name: RuleStatistics(
+                    rule.name, rule.action_label, state.matched, state.fired, state.last_fired_at, rule.name not in self.disabled
+                )
                 for rule, state, _, _ in self._rules
             },
         )

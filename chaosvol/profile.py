@@ -25,7 +25,7 @@ import yaml
 from chaosvol.durations import DURATION_FORMS, DurationMarker, parse_duration
 from chaosvol.effects import Plan
 from chaosvol.errors import Position, ProfileError, ProfileProblem
-from chaosvol.faults import FAULTS, NOT_SUPPORTED_YET, Fault, FaultContext
+from chaosvol.faults import FAULTS, Fault, FaultContext
 from chaosvol.protocol import OPERATION_BY_NAME, Operation, PluginCall
 
 VERSION: Final = 1
@@ -418,8 +418,6 @@ class _Loader:
             options = node.value[0][1]
         else:
             raise self.fail(node, where, f"expected an action word or `word: {{options}}`; found {_found(node)}; allowed: {_allowed_actions()}")
-        if word in NOT_SUPPORTED_YET:
-            raise self.fail(node, where, f"action {word!r} is not supported yet: {NOT_SUPPORTED_YET[word]}")
         fault_type = FAULTS.get(word)
         if fault_type is None:
             hint = difflib.get_close_matches(word, FAULTS, n=1)

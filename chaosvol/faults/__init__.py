@@ -51,10 +51,6 @@ class Fault(Protocol):
 
 
 FAULTS: Final[dict[str, type[Any]]] = {}
-# Actions of the contract that later work will bring; refused with this explanation until then.
-NOT_SUPPORTED_YET: Final = {
-    "hold": "it comes with the control socket (`chaosvol ctl release`)",
-}
 
 F = TypeVar("F", bound=type[Any])
 

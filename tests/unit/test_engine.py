@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chaosvol.effects import Forward, Reply, Sleep
-from chaosvol.engine import PASS, ChaosEngine
+from chaosvol.engine import PASS, ChaosEngine, RuleStatistics
 from chaosvol.protocol import Operation, PluginReply
 from tests.support.builders import (
     Playbook,
@@ -124,3 +126,26 @@ def test_several_actions_run_in_order_around_one_forward() -> None:
     play = Playbook(rule([{"delay": {"duration": "2s"}}, {"error": {"when": "after"}}], op="Create", name="r"))
     play.call(create("v")).expect(Sleep(2.0), Forward(), Reply(injected_error(Operation.CREATE)))
     assert play.decisions[0].action == "delay+error"
+
+
+def test_paused_rules_count_their_matches_but_never_fire() -> None:
+    engine = ChaosEngine(profile(rule("drop", op="Remove", name="d", after=1, times=1)))
+    assert engine.decide(remove("v"), now=0, paused=True) is PASS  # matched 1: `after` used up
+    assert engine.decide(remove("v"), now=0, paused=True) is PASS  # would have fired: paused
+    assert engine.decide(remove("v"), now=0).rule == "d"  # resumed: the third call is the one
+    stats = engine.statistics().rules["d"]
+    assert (stats.matched, stats.fired) == (3, 1)
+
+
+def test_a_disabled_rule_is_skipped_and_the_next_one_decides() -> None:
+    engine = ChaosEngine(profile(rule("drop", op="Remove", name="first"), rule("error", op="Remove", name="second")))
+    engine.set_enabled("first", False)
+    assert engine.decide(remove("v"), now=0).rule == "second"
+    assert engine.statistics().rules["first"] == RuleStatistics("first", "drop", 0, 0, None, enabled=False)
+    engine.set_enabled("first", True)
+    assert engine.decide(remove("v"), now=0).rule == "first"
+
+
+def test_enabling_a_rule_that_does_not_exist_is_an_error() -> None:
+    with pytest.raises(KeyError):
+        ChaosEngine(profile(rule("drop", name="d")), seed=0).set_enabled("nope", False)

@@ -79,7 +79,6 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
         ("version: 1\nseed: -1\n", "seed", "whole number >= 0"),
         ("version: 1\nrules:\n  - action: drop\n    action: pass\n", "rules[0].action", "duplicate key"),
         ("version: 1\nrules:\n  - match: {op: Get}\n    action: drop\n", "rules[0].match.op", "drop works on Create, Remove, Unmount, not Get"),
-        ("version: 1\nrules:\n  - action: hold\n", "rules[0].action", "not supported yet"),
         ("version: 1\nrules:\n  - action: {crash: {restart: soon}}\n", "rules[0].action.crash.restart", "expected a duration"),
         ("version: 1\nrules:\n  - action: delay\n", "rules[0].action.delay", "missing 'duration'; for example `delay:"),
         ("version: 1\nrules:\n  - action: {error: {status: 99}}\n", "rules[0].action.error", "HTTP status"),
