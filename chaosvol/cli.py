@@ -19,6 +19,7 @@ import trio
 
 from chaosvol import __version__
 from chaosvol.backends.spec import BACKEND_FORMS, DEFAULT_BACKEND, open_backend
+from chaosvol.control import control_path_for
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import ChaosvolError, ProfileError, UsageError
 from chaosvol.eventlog import EventLog
@@ -96,9 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--profile", metavar="FILE", help="fault profile: a file or a shipped name; without one, everything passes through")
     serve.add_argument("--seed", type=_seed, metavar="N", help="seed for the profile's probabilities (overrides the profile's seed)")
     serve.add_argument("--events", metavar="FILE", help="append one JSON line per call to FILE (`-` for stdout)")
-    serve.add_argument("--control", metavar="PATH", help="control socket (not supported yet)")
+    control = serve.add_mutually_exclusive_group()
+    control.add_argument("--control", metavar="PATH", help="the control socket for `chaosvol ctl` (default: next to the plugin socket, NAME.ctl.sock)")
+    control.add_argument("--no-control", action="store_true", help="serve no control socket")
     _log_level_argument(serve)
     serve.set_defaults(run=run_serve)
+
+    _ctl_parser(commands)
 
     backend = commands.add_parser(
         "backend",
@@ -217,8 +222,6 @@ def _name(args: argparse.Namespace) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    if args.control:
-        raise UsageError("--control: the control socket is not supported yet")
     _setup_logging(args.log_level)
     profile: Profile = load_profile(args.profile) if args.profile else PASSTHROUGH
     seed = args.seed if args.seed is not None else profile.seed
@@ -232,13 +235,14 @@ def run_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"--events {args.events}: cannot open: {exc.strerror or exc}") from exc
     engine = ChaosEngine(profile, seed=seed)
-    settings = ServeSettings(_name(args), socket_path, args.backend)
+    control_path = None if args.no_control else args.control or control_path_for(socket_path)
+    settings = ServeSettings(_name(args), socket_path, args.backend, control_path)
     _raise_descriptor_limit()
     rules = len(profile.rules)
     draws = any(rule.probability < 1 or getattr(action, "jitter", 0) for rule in profile.rules for action in rule.actions)
     how = f" (chosen at random: --seed {seed} replays this run)" if chosen and draws else ""
     profile_line = f"profile {profile.source} ({rules} rule{'s' if rules != 1 else ''}), seed {seed}{how}"
-    server = PluginServer(settings, backend, engine, events)
+    server = PluginServer(settings, backend, engine, events, seed_override=args.seed)
 
     def reload() -> None:
         if not args.profile:
@@ -249,7 +253,7 @@ def run_serve(args: argparse.Namespace) -> int:
         except ProfileError as exc:
             log.error("SIGHUP: the profile was not reloaded; the old one stays in force:\n%s", exc)
             return
-        server.engine = ChaosEngine(new, seed=args.seed if args.seed is not None else new.seed if new.seed is not None else seed)
+        server.load(new)
         log.warning("SIGHUP: reloaded %s (%d rules, seed %d); rule counters start again", new.source, len(new.rules), server.engine.seed)
 
     return _run_server(server, profile_line, reload)
@@ -294,6 +298,8 @@ def _run_server(server: PluginServer, detail: str, reload: Callable[[], None] | 
                 await nursery.start(serve_then_stop)
                 settings = server.settings
                 print(f"chaosvol: {detail}", file=sys.stderr, flush=True)
+                if settings.control_path is not None:
+                    print(f"chaosvol: control socket {settings.control_path} (see chaosvol ctl --help)", file=sys.stderr, flush=True)
                 print(
                     f"chaosvol: serving {settings.name} on {settings.socket_path} -> {settings.backend_label}",
                     file=sys.stderr,
@@ -333,6 +339,212 @@ def _first_chaosvol_error(group: BaseExceptionGroup[BaseException]) -> ChaosvolE
             if found is not None:
                 return found
     return None
+
+
+# -- ctl --------------------------------------------------------------------------------------
+
+CTL_EPILOG: Final = """\
+examples:
+  chaosvol ctl status                      what the proxy named chaosvol is doing
+  chaosvol ctl --name myproxy rules        each rule with its matched/fired counters
+  chaosvol ctl load profiles/flaky.yaml    validate, then put in force (a bad one is refused)
+  chaosvol ctl pause                       everything passes through until `resume`
+  chaosvol ctl held --match op=List --wait 30s
+                                           wait until a List is held, then list held calls
+  chaosvol ctl release --match op=List     let held Lists go on (or: release 3, release --all)
+  chaosvol ctl events --follow             one JSON line per call, as they happen
+
+Exit status: 0 done; 2 refused (bad profile, unknown rule, nothing held that matches) or no
+proxy on the control socket. `held --wait` exits 1 when fewer calls than --count were held in time."""
+
+
+def _ctl_parser(commands: Any) -> None:
+    ctl = commands.add_parser(
+        "ctl",
+        help="talk to a running proxy's control socket (status, rules, load, pause/resume, hold/release, events)",
+        description="Talk to a running `chaosvol serve` over its control socket.",
+        epilog=CTL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = ctl.add_mutually_exclusive_group()
+    where.add_argument("--name", default="chaosvol", help="the proxy's --name (default: chaosvol): its control socket is /run/docker/plugins/NAME.ctl.sock")
+    where.add_argument("--socket", metavar="PATH", help="the proxy's plugin socket: the control socket is next to it")
+    where.add_argument("--control", metavar="PATH", help="the control socket itself")
+    ctl.add_argument("--json", action="store_true", help="print the proxy's JSON answer")
+    sub = ctl.add_subparsers(title="commands", metavar="COMMAND", dest="ctl_command", required=True)
+    sub.add_parser("status", help="uptime, backend, profile, calls per operation, in flight, held")
+    sub.add_parser("rules", help="each rule with its action, enabled, matched and fired counters")
+    load = sub.add_parser("load", help="validate a profile and put it in force; a bad one is refused and the old one stays")
+    load.add_argument("profile", metavar="FILE", help="a profile file or a shipped name")
+    sub.add_parser("pause", help="kill switch: every call passes through; rules keep counting matches")
+    sub.add_parser("resume", help="the rules fire again")
+    for verb in ("enable", "disable"):
+        command = sub.add_parser(verb, help=f"{verb} one rule by name")
+        command.add_argument("rule", metavar="RULE")
+    held = sub.add_parser("held", help="the calls parked by a hold rule")
+    _match_argument(held)
+    held.add_argument("--wait", type=_duration, metavar="DURATION", help="first wait up to DURATION (e.g. 30s) until --count calls are held")
+    held.add_argument("--count", type=int, default=1, metavar="N", help="with --wait: how many (default 1)")
+    release = sub.add_parser("release", help="let held calls go on: one by ID, all, or those a --match selects")
+    release.add_argument("id", nargs="?", type=int, metavar="ID", help="a held call's id (see `held`)")
+    release.add_argument("--all", action="store_true", help="every held call (nothing held is not an error)")
+    _match_argument(release)
+    events = sub.add_parser("events", help="the recent calls' records (one JSON line each); --follow for new ones")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new records until interrupted")
+    events.add_argument("--after", type=int, default=0, metavar="SEQ", help="only records with a seq above SEQ")
+    ctl.set_defaults(run=run_ctl)
+
+
+def _match_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--match", action="append", default=[], metavar="KEY=VALUE",
+        help="op=OP and/or volume=GLOB, comma-separated or repeated (e.g. --match op=List,volume='db-*')",
+    )
+
+
+def _duration(text: str) -> float:
+    from chaosvol.durations import DURATION_FORMS, parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {DURATION_FORMS}") from None
+
+
+def _parse_match(items: list[str]) -> tuple[str | None, str | None]:
+    """`--match op=List,volume=v*` → ("List", "v*")."""
+    found: dict[str, str] = {}
+    for item in items:
+        for part in item.split(","):
+            key, equals, value = part.partition("=")
+            key = key.strip().lower()
+            if not equals or key not in ("op", "volume") or not value:
+                raise UsageError(f"--match {item!r}: expected op=OP and/or volume=GLOB")
+            found[key] = value.strip()
+    return found.get("op"), found.get("volume")
+
+
+def run_ctl(args: argparse.Namespace) -> int:
+    import json
+
+    from chaosvol.control import ControlClient, ControlError
+
+    path = args.control or control_path_for(args.socket or default_socket_path(args.name))
+    client = ControlClient(path)
+    command = args.ctl_command
+    try:
+        if command == "events":
+            return _ctl_events(client, args)
+        answer = _ctl_request(client, args)
+    except ControlError as exc:
+        print(exc if exc.payload.get("problems") else f"chaosvol ctl {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(_ctl_text(command, answer), end="")
+    if command == "held" and args.wait is not None and len(answer["held"]) < args.count:
+        print(f"chaosvol ctl held: fewer than {args.count} matching call(s) held after {args.wait:g}s", file=sys.stderr)
+        return EXIT_FOUND
+    return EXIT_OK
+
+
+def _ctl_request(client: Any, args: argparse.Namespace) -> dict[str, Any]:
+    command = args.ctl_command
+    if command == "load":
+        from chaosvol.profile import resolve_profile
+
+        path = resolve_profile(args.profile)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from exc
+        return dict(client.request("/load", {"text": text, "source": str(path)}))
+    if command in ("enable", "disable"):
+        return dict(client.request(f"/{command}", {"rule": args.rule}))
+    if command == "held":
+        op, volume = _parse_match(args.match)
+        body: dict[str, Any] = {"match": {k: v for k, v in (("op", op), ("volume", volume)) if v is not None}}
+        if args.wait is not None:
+            body |= {"wait": args.wait, "count": args.count}
+        return dict(client.request("/held", body, wait=args.wait or 0.0))
+    if command == "release":
+        op, volume = _parse_match(args.match)
+        chosen = sum([args.id is not None, args.all, bool(args.match)])
+        if chosen != 1:
+            raise UsageError("ctl release: give exactly one of ID, --all or --match")
+        if args.id is not None:
+            return dict(client.request("/release", {"id": args.id}))
+        if args.all:
+            return dict(client.request("/release", {"all": True}))
+        return dict(client.request("/release", {"match": {k: v for k, v in (("op", op), ("volume", volume)) if v is not None}}))
+    return dict(client.request(f"/{command}"))
+
+
+def _ctl_events(client: Any, args: argparse.Namespace) -> int:
+    import json
+
+    after = args.after
+    try:
+        while True:
+            records, after = client.events(after, wait=10.0 if args.follow else 0.0)
+            for record in records:
+                print(json.dumps(record, separators=(",", ":"), ensure_ascii=False), flush=args.follow)
+            if not args.follow:
+                return EXIT_OK
+    except (KeyboardInterrupt, BrokenPipeError):
+        return EXIT_OK
+
+
+def _ctl_text(command: str, answer: dict[str, Any]) -> str:
+    """A person's view of a control answer."""
+    if command == "status":
+        profile = answer["profile"]
+        calls = ", ".join(f"{op} {n}" for op, n in sorted(answer["calls"].items())) or "none yet"
+        events = answer["events"]
+        lines = [
+            f"{answer['name']}: serving {answer['socket']} -> {answer['backend']} (pid {answer['pid']}, up {answer['uptime_s']:.0f}s)",
+            f"profile: {profile['source']} ({profile['rules']} rule{'s' if profile['rules'] != 1 else ''}, seed {profile['seed']}, loaded {profile['loaded']})"
+            + ("  PAUSED: everything passes through" if answer["paused"] else ""),
+            f"calls: {answer['calls_total']} ({calls})",
+            f"now: {answer['in_flight']} in flight, {answer['held']} held, {answer['connections']} connection(s)",
+            "event log: " + ("none (--events not given)" if events is None else f"{events['written']} written, {events['lost']} lost"),
+        ]
+        return "\n".join(lines) + "\n"
+    if command == "rules":
+        if not answer["rules"]:
+            return "no rules: everything passes through\n"
+        rows = [("RULE", "ACTION", "STATE", "MATCHED", "FIRED")]
+        for rule in answer["rules"]:
+            state = "enabled" if rule["enabled"] else "disabled"
+            rows.append((rule["name"], rule["action"], state, str(rule["matched"]), str(rule["fired"])))
+        text = _table(rows)
+        return text + ("(paused: no rule fires until resume)\n" if answer["paused"] else "")
+    if command == "held":
+        return _held_table(answer["held"]) if answer["held"] else "no call is held\n"
+    if command == "release":
+        released = answer["released"]
+        return f"released {len(released)} call(s)\n" + (_held_table(released) if released else "")
+    if command == "load":
+        return f"loaded {answer['loaded']}: {answer['rules']} rule(s), seed {answer['seed']}; rule counters start again\n"
+    if command in ("pause", "resume"):
+        return "paused: every call passes through\n" if answer["paused"] else "resumed: the rules fire again\n"
+    if command in ("enable", "disable"):
+        return f"rule {answer['rule']} {'enabled' if answer['enabled'] else 'disabled'}\n"
+    return f"{answer}\n"
+
+
+def _held_table(held: list[dict[str, Any]]) -> str:
+    rows = [("ID", "OP", "VOLUME", "RULE", "HELD", "TIMEOUT")]
+    for item in held:
+        timeout = "none" if item["timeout_s"] is None else f"{item['timeout_s']:g}s"
+        rows.append((str(item["id"]), item["op"], item["volume"] or "-", item["rule"] or "-", f"{item['held_s']:.1f}s", timeout))
+    return _table(rows)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n" for row in rows)
 
 
 # -- check ------------------------------------------------------------------------------------

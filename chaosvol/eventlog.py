@@ -9,6 +9,7 @@ calls keep flowing either way.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Final, TextIO
 
 import trio
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Room for a burst of 10,000 calls finishing at once; a guess, large enough for dockerd's bursts.
 QUEUE_SIZE: Final = 16_384
+# How many of the last calls `chaosvol ctl events` can show without an event log file.
+RECENT_EVENTS: Final = 10_000
 
 
 class EventLog:
@@ -90,3 +93,47 @@ class EventLog:
     def close(self) -> None:
         """No more records; `run()` drains the queue and returns."""
         self._send.close()
+
+
+class RecentEvents:
+    """The last calls' records, kept in memory for `chaosvol ctl events` and the pytest plugin.
+
+    Appending is a deque append (and, only while someone follows, one Event set): cheap enough
+    for every call. Followers wait for records newer than the last sequence number they saw.
+    """
+
+    def __init__(self, size: int = RECENT_EVENTS) -> None:
+        self._records: deque[CallRecord] = deque(maxlen=size)
+        self._added: trio.Event | None = None
+
+    def add(self, record: CallRecord) -> None:
+        self._records.append(record)
+        if self._added is not None:
+            self._added.set()
+            self._added = None
+
+    def after(self, seq: int, limit: int | None = None) -> list[CallRecord]:
+        """Records with a sequence number above `seq`, oldest first (at most `limit`, the oldest)."""
+        found: list[CallRecord] = []
+        for record in reversed(self._records):
+            if record.seq <= seq:
+                break
+            found.append(record)
+        found.reverse()
+        return found[:limit] if limit is not None else found
+
+    @property
+    def last_seq(self) -> int:
+        return self._records[-1].seq if self._records else 0
+
+    async def wait_after(self, seq: int, timeout: float, limit: int | None = None) -> list[CallRecord]:
+        """Like `after`, but waits up to `timeout` seconds for at least one record."""
+        with trio.move_on_after(timeout):
+            while True:
+                found = self.after(seq, limit)
+                if found:
+                    return found
+                if self._added is None:
+                    self._added = trio.Event()
+                await self._added.wait()
+        return []

@@ -16,6 +16,8 @@ One JSON object per line, written when the call ends:
   rule killed the proxy with the call in flight).
 * `retry`: an empty body where dockerd always sends one: its retry after a dropped connection.
 * `injected`: a rule fired. A real failure has `injected: false` and names the backend.
+* `held`: null, or how a `hold` ended for this call: `released`, `timeout`, or `cancelled` (the
+  proxy stopped or crashed while it was held).
 * `opts`: the options of a Create (null for other calls), so that an audit can tell which
   options dockerd should still know; values of options whose names look like credentials
   (password, token, secret, key, credential, auth, cert) are written as `<redacted>`.
@@ -74,6 +76,7 @@ class CallRecord:
     outcome: Outcome = "answered"
     opts: dict[str, str] | None = None
     reply_found: bool | None = None  # Get only: whether the answer carried a volume
+    held: str | None = None  # held by a hold rule: how the hold ended (released, timeout, cancelled)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,7 @@ class CallRecord:
             "outcome": self.outcome,
             "injected": self.rule is not None,
             "opts": redact(self.opts),
+            "held": self.held,
         }
 
     def _reply(self) -> dict[str, Any] | None:

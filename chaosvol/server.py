@@ -23,11 +23,14 @@ from typing import Final, assert_never
 import trio
 
 from chaosvol.backends import Backend
-from chaosvol.effects import Crash, Forward, Hang, Plan, Reply, Reset, Rewrite, Sleep
+from chaosvol.control import ControlServer
+from chaosvol.effects import Crash, Forward, Hang, Hold, Plan, Reply, Reset, Rewrite, Sleep
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import BackendError, RequestError
-from chaosvol.eventlog import EventLog
+from chaosvol.eventlog import EventLog, RecentEvents
 from chaosvol.events import BackendOutcome, CallRecord, Outcome
+from chaosvol.holds import HoldRegistry
+from chaosvol.profile import Profile
 from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply, field_of
 from chaosvol.settings import ServeSettings
 from chaosvol.unix import UnixListener, open_unix_listener
@@ -87,10 +90,13 @@ class DockerSide:
 class _CallProgress:
     """What happened to one call so far, for its event-log record."""
 
+    rule: str | None
+    conn: int
     forwarded: bool = False
     backend: BackendOutcome | None = None
     reply: PluginReply | None = None
     outcome: Outcome = "cut"
+    held: str | None = None
 
 
 @dataclass(slots=True)
@@ -108,14 +114,25 @@ class PluginServer:
         backend: Backend,
         engine: ChaosEngine,
         events: EventLog | None = None,
+        *,
+        seed_override: int | None = None,
     ) -> None:
+        """Args:
+            seed_override: `--seed`, which also applies to profiles loaded later; without it a
+                loaded profile brings its own seed, or keeps the current one.
+        """
         self.settings = settings
         self.backend = backend
         self.engine = engine
         self.events = events
+        self.seed_override = seed_override
+        self.recent = RecentEvents()
+        self.holds = HoldRegistry()
+        self.paused = False  # the control socket's kill switch: every call passes through
         self.calls_by_operation: Counter[str] = Counter()
         self.in_flight = 0
         self.started_at = time.time()
+        self.profile_loaded_at = time.time()
         self._seq = 0
         self._connections: dict[int, _Connection] = {}
         self._next_connection = 0
@@ -138,11 +155,16 @@ class PluginServer:
         """
         listener = await self._listen()
         started = False
+        control: ControlServer | None = None
         try:
             async with trio.open_nursery() as outer:
                 if self.events is not None:
                     outer.start_soon(self.events.run)
                 try:
+                    if self.settings.control_path is not None:
+                        # It stays up through a crash with restart: it is the tester's, not the plugin's.
+                        control = ControlServer(self, self.settings.control_path)
+                        await outer.start(control.serve)
                     while True:
                         async with trio.open_nursery() as connections:
                             with trio.CancelScope() as self._accept_scope:
@@ -162,6 +184,8 @@ class PluginServer:
                         listener = await self._listen()
                         log.warning("crash: back on %s", self.settings.socket_path)
                 finally:
+                    if control is not None:
+                        control.shut_down()
                     if self.events is not None:
                         self.events.close()
         finally:
@@ -194,6 +218,19 @@ class PluginServer:
             self._crash = effect
             if self._accept_scope is not None:
                 self._accept_scope.cancel()
+
+    @property
+    def connections(self) -> int:
+        """Connections from the daemon open right now."""
+        return len(self._connections)
+
+    def load(self, profile: Profile) -> ChaosEngine:
+        """Put `profile` in force at once (one assignment: a call sees the old rules or the new,
+        never a mix). Rule counters start again; calls already held or delayed go on as planned."""
+        seed = self.seed_override if self.seed_override is not None else profile.seed if profile.seed is not None else self.engine.seed
+        self.engine = ChaosEngine(profile, seed=seed)
+        self.profile_loaded_at = time.time()
+        return self.engine
 
     def shut_down(self, grace: float | None = None) -> None:
         """Stop accepting, close idle connections, give in-flight calls `grace` seconds."""
@@ -290,39 +327,40 @@ class PluginServer:
         started_at, started = time.time(), trio.current_time()
         self.calls_by_operation[call.operation.value] += 1
         self.in_flight += 1
-        decision = self.engine.decide(call, now=started)  # atomic: nothing to lock
+        decision = self.engine.decide(call, now=started, paused=self.paused)  # atomic: nothing to lock
         if decision.injected:
             log.info("injected %s on %s (rule %s): %s", decision.action, call, decision.rule, decision.plan)
         elif call.retry:
             log.info("%s: an empty body, dockerd's retry after a dropped connection; forwarded as it came", call)
-        progress = _CallProgress()
+        progress = _CallProgress(decision.rule, conn)
         try:
             await self.run_plan(call, decision.plan, docker, progress)
         finally:
             self.in_flight -= 1
+            reply = progress.reply
+            record = CallRecord(
+                started_at,
+                seq,
+                conn,
+                call.operation.value,
+                call.volume,
+                call.mount_id,
+                decision.rule,
+                decision.action,
+                progress.forwarded,
+                progress.backend,
+                reply.status if reply is not None else None,
+                reply.err if reply is not None else None,
+                trio.current_time() - started,
+                call.retry,
+                progress.outcome,
+                call.opts,
+                _found(reply) if reply is not None and call.operation is Operation.GET else None,
+                progress.held,
+            )
+            self.recent.add(record)
             if self.events is not None:
-                reply = progress.reply
-                self.events.record(
-                    CallRecord(
-                        started_at,
-                        seq,
-                        conn,
-                        call.operation.value,
-                        call.volume,
-                        call.mount_id,
-                        decision.rule,
-                        decision.action,
-                        progress.forwarded,
-                        progress.backend,
-                        reply.status if reply is not None else None,
-                        reply.err if reply is not None else None,
-                        trio.current_time() - started,
-                        call.retry,
-                        progress.outcome,
-                        call.opts,
-                        _found(reply) if reply is not None and call.operation is Operation.GET else None,
-                    )
-                )
+                self.events.record(record)
 
     async def run_plan(self, call: PluginCall, plan: Plan, docker: DockerSide, progress: _CallProgress) -> None:
         reply: PluginReply | None = None
@@ -332,6 +370,9 @@ class PluginServer:
                     reply = await self.forward(call, progress)
                 case Sleep(seconds=seconds):
                     await trio.sleep(seconds)
+                case Hold(timeout=timeout):
+                    progress.held = "cancelled"
+                    progress.held = await self.holds.park(call, rule=progress.rule, conn=progress.conn, timeout=timeout)
                 case Reply(reply=injected):
                     reply = injected
                 case Rewrite(edit=edit):
@@ -368,17 +409,15 @@ class PluginServer:
             log.warning("%s: %s", call, exc)
             progress.backend = BackendOutcome(error=str(exc))
             return exc.docker_reply()
-        if self.events is not None:
-            progress.backend = BackendOutcome(reply.status, reply.err)
+        progress.backend = BackendOutcome(reply.status, reply.err)
         return reply
 
     def _record_refused(self, conn: int, target: str | None, error: RequestError) -> None:
         self._seq += 1
-        if self.events is None:
-            return
-        self.events.record(
-            CallRecord(
-                time.time(), self._seq, conn, target, None, None, None, None, False, None,
-                error.status_hint, str(error), 0.0, False, "refused",
-            )
+        record = CallRecord(
+            time.time(), self._seq, conn, target, None, None, None, None, False, None,
+            error.status_hint, str(error), 0.0, False, "refused",
         )
+        self.recent.add(record)
+        if self.events is not None:
+            self.events.record(record)

@@ -23,6 +23,7 @@ class ServeSettings:
     name: str
     socket_path: str
     backend_label: str
+    control_path: str | None = None  # the control socket; None: none
     socket_mode: int = SOCKET_MODE
     backlog: int = DEFAULT_BACKLOG
     request_read_timeout: float = REQUEST_READ_TIMEOUT

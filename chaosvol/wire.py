@@ -17,7 +17,7 @@ import http
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 import h11
 
@@ -50,6 +50,9 @@ _NOT_ON_FAST_PATH: Final = frozenset({b"transfer-encoding", b"connection", b"exp
 _HOP_BY_HOP: Final = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"te", b"trailer", b"upgrade"}
 )
+
+
+Request = TypeVar("Request")
 
 
 class WireState(enum.Enum):
@@ -92,8 +95,9 @@ class _Wire:
             conn.receive_data(b"")
 
 
-class ServerWire(_Wire):
-    """The server side of one connection from dockerd.
+class ServerSide(_Wire, Generic[Request]):
+    """The server side of one HTTP/1.1 connection. ServerWire (the plugin socket) and the control
+    socket's wire differ only in what a complete request becomes (`_complete`).
 
     Requests shaped exactly like dockerd's and Podman's (`POST /X HTTP/1.1`, token header names,
     one numeric Content-Length, no Transfer-Encoding, Connection, Expect or Upgrade) are parsed by
@@ -115,7 +119,7 @@ class ServerWire(_Wire):
         """Feed bytes read from the socket; b"" means the peer closed its side."""
         self._feed(data)
 
-    def next_call(self) -> PluginCall | Refused | WireState:
+    def next_call(self) -> Request | Refused | WireState:
         """The next complete request, or what is needed before there is one.
 
         Raises:
@@ -129,7 +133,7 @@ class ServerWire(_Wire):
             self._fall_back()
         return self._next_h11()
 
-    def _next_fast(self) -> PluginCall | Refused | WireState | None:
+    def _next_fast(self) -> Request | Refused | WireState | None:
         """The fast path's answer, or None when this request needs h11."""
         if self._awaiting_reply:
             return WireState.NEED_DATA  # a pipelined request waits until we have answered
@@ -162,13 +166,13 @@ class ServerWire(_Wire):
         body = bytes(buffer[end + 4 : total])
         del buffer[:total]
         self._awaiting_reply = True
-        return _complete(target, b"POST", headers, body)
+        return self._complete(target, b"POST", headers, body)
 
     def _fall_back(self) -> None:
         """Hand the connection to h11 from the current request on."""
         self._hand_over(_server_h11())
 
-    def _next_h11(self) -> PluginCall | Refused | WireState:
+    def _next_h11(self) -> Request | Refused | WireState:
         assert self._h11 is not None
         try:
             while True:
@@ -192,7 +196,7 @@ class ServerWire(_Wire):
                     assert self._request is not None
                     request = self._request
                     headers = [(name, value) for name, value in request.headers]
-                    return _complete(request.target, request.method, headers, bytes(self._body))
+                    return self._complete(request.target, request.method, headers, bytes(self._body))
                 elif isinstance(event, h11.ConnectionClosed):
                     return WireState.CLOSED
                 elif event is h11.PAUSED:
@@ -251,6 +255,17 @@ class ServerWire(_Wire):
             self._h11.send_failed()
 
 
+    def _complete(self, target: bytes, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> Request | Refused:
+        raise NotImplementedError
+
+
+class ServerWire(ServerSide[PluginCall]):
+    """The plugin socket's side of one connection from dockerd or Podman (see ServerSide)."""
+
+    def _complete(self, target: bytes, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> PluginCall | Refused:
+        return _plugin_call(target, method, headers, body)
+
+
 def _plain_headers(lines: list[bytes]) -> tuple[list[tuple[bytes, bytes]], int] | None:
     """The header lines of a plain message (names lowercased) and its Content-Length, or None
     when the message is not plain enough for the fast path (h11 then takes it)."""
@@ -278,7 +293,7 @@ def _server_h11() -> h11.Connection:
     return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
 
 
-def _complete(target_bytes: bytes, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> PluginCall | Refused:
+def _plugin_call(target_bytes: bytes, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> PluginCall | Refused:
     target = target_bytes.decode("ascii", "replace")
     operation = OPERATION_BY_TARGET.get(target)
     if operation is None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -32,36 +30,7 @@ from tests.support.builders import (
     rule,
 )
 from tests.support.fakes import DaemonClient, FailingBackend, RecordingBackend
-
-
-@dataclass
-class Proxy:
-    server: PluginServer
-    backend: RecordingBackend
-    log: io.StringIO
-    events: EventLog
-    nursery: trio.Nursery
-    connections: int = 0
-
-    def connect(self) -> DaemonClient:
-        client, server = trio.testing.memory_stream_pair()
-        self.connections += 1
-        self.nursery.start_soon(self.server.handle_connection, server, self.connections)
-        return DaemonClient(client)
-
-    async def records(self) -> list[dict[str, Any]]:
-        await trio.testing.wait_all_tasks_blocked()
-        return [json.loads(line) for line in self.log.getvalue().splitlines()]
-
-
-async def start_proxy(nursery: trio.Nursery, *rules: dict[str, Any], backend: RecordingBackend | None = None) -> Proxy:
-    backend = backend or RecordingBackend()
-    log = io.StringIO()
-    events = EventLog(log, close_stream=False)
-    nursery.start_soon(events.run)
-    settings = ServeSettings("test", "/nonexistent/test.sock", backend.name)
-    server = PluginServer(settings, backend, ChaosEngine(profile(*rules)), events)
-    return Proxy(server, backend, log, events, nursery)
+from tests.support.shell import start_proxy
 
 
 async def test_delay_before_forward_lasts_exactly_forty_seconds(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
