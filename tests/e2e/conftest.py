@@ -79,6 +79,12 @@ class Chaosvol:
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.events_path.read_text().splitlines() if line.strip()]
 
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`chaosvol ctl --name NAME ARGS...` as a user runs it; it must succeed."""
+        result = subprocess.run([sys.executable, "-m", "chaosvol", "ctl", "--name", self.name, *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"ctl {' '.join(args)}: {result.returncode} {result.stderr}"
+        return result
+
     def volume_dir(self, volume: str) -> Path:
         return self.backend_root / "volumes" / volume
 

@@ -128,22 +128,27 @@ def test_deferred_removal_race_fails_twice_then_succeeds_and_leaves_nothing(scen
     assert scenario.audit() == []
 
 
-def test_list_remove_race_shows_a_stale_ls_once(scenario: Any) -> None:
+def test_list_remove_race_a_held_list_shows_the_removed_volume_and_misses_the_new_one(scenario: Any) -> None:
     proxy = scenario.start("list-remove-race")
     old, new = scenario.volume("old"), scenario.volume("new")
     scenario.docker("volume", "create", "-d", proxy.name, old)
     listing: dict[str, str] = {}
 
-    def slow_ls() -> None:
+    def ls() -> None:
         listing["out"] = scenario.docker("volume", "ls", "-q", "-f", f"name={old}", "-f", f"name={new}").stdout
 
-    thread = threading.Thread(target=slow_ls)
+    thread = threading.Thread(target=ls)
     thread.start()
-    time.sleep(2)
+    held = proxy.ctl("held", "--wait", "30s", "--match", "op=List").stdout  # the List answer is parked
+    assert len(held.splitlines()) == 2, held
     scenario.docker("volume", "rm", old)
     scenario.docker("volume", "create", "-d", proxy.name, new)
+    proxy.ctl("release", "--match", "op=List")
     thread.join(30)
     assert listing["out"].split() == [old]  # removed volume listed, new one missing
+    assert [e["held"] for e in proxy.events() if e["op"] == "List"] == ["released"]
+    proxy.ctl("disable", "hold-list")
+    assert scenario.docker("volume", "ls", "-q", "-f", f"name={old}", "-f", f"name={new}").stdout.split() == [new]
     assert scenario.audit() == []  # transient on dockerd >= 1.11: nothing lingers
 
 
