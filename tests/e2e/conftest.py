@@ -144,6 +144,15 @@ class Scenario:
         self.running[name] = proxy
         return proxy
 
+    def hand_over(self, name: str | None = None) -> str:
+        """Stop every chaosvol serving `name`, so that the test can serve it another way (cleanup
+        serves it again)."""
+        name = name or self.name
+        self.stop(name)
+        if name in self.keepers:
+            self.keepers.pop(name).stop()
+        return name
+
     def stop(self, name: str | None = None) -> None:
         proxy = self.running.pop(name or self.name, None)
         if proxy is not None:

@@ -189,3 +189,33 @@ def test_the_socket_is_never_wider_than_0660_even_with_umask_0(short_tmp: str) -
         if process.poll() is None:
             process.kill()
         process.stderr.close()  # type: ignore[union-attr]
+
+
+def test_sweep_without_dockerd_fails_each_remove_in_turn(short_tmp: str) -> None:
+    sock = f"{short_tmp}/p.sock"
+    workload = Path(short_tmp) / "workload.py"
+    workload.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parents[2])!r})\n"
+        "from tests.integration.test_cli import call\n"
+        "from tests.support.builders import create, remove\n"
+        f"for name in 'abc':\n    assert call({sock!r}, create(name)).err is None\n"
+        f"for name in 'abc':\n    err = call({sock!r}, remove(name)).err\n"
+        "    if err:\n        sys.exit(f'remove {name}: {err}')\n"
+    )
+    result = run("sweep", "--socket", sock, "--op", "Remove", "--action", "error", "--no-audit", "--work", f"{short_tmp}/w",
+                 "--", sys.executable, str(workload), timeout=120)
+    assert result.returncode == 1, result.stderr
+    rows = [line.split()[:4] for line in result.stdout.splitlines()[1:5]]
+    assert rows == [["0", "(baseline:", "no", "fault)"], ["1", "Remove", "a", "(seq"], ["2", "Remove", "b", "(seq"], ["3", "Remove", "c", "(seq"]]
+    assert "    | remove b: chaosvol: injected: Remove failed" in result.stdout
+    assert "[3/3] failing Remove call #3 with error" in result.stderr
+    assert not os.path.exists(sock)
+
+
+def test_sweep_refuses_a_bad_action_before_running_anything(short_tmp: str) -> None:
+    result = run("sweep", "--socket", f"{short_tmp}/p.sock", "--op", "Remove", "--action", "dorp", "--no-audit", "--", "true")
+    assert (result.returncode, result.stderr.strip()) == (
+        2, "chaosvol: --op Remove --action 'dorp': action: unknown action 'dorp' (did you mean 'drop'?); allowed: "
+        "corrupt, crash, delay, drop, error, ghost, hang, hide, hold, pass, reset",
+    )
