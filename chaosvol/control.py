@@ -19,6 +19,8 @@ The API (every answer is JSON; an error is `{"Err": "..."}` with a 4xx status):
                                     except for `all`)
     POST /events   {"after", "wait", "limit"}   records with seq > after (waiting up to `wait` s
                                     for one); the last RECENT_EVENTS calls are kept
+    POST /Plugin.Activate           {"Implements": []}: dockerd activates every socket in
+                                    /run/docker/plugins, and leaves alone one that implements nothing
 
 ControlClient is the synchronous client `chaosvol ctl` and the pytest plugin use.
 """
@@ -102,6 +104,9 @@ ROUTES: Final[dict[str, frozenset[str]]] = {
     "/held": _READ,
     "/release": _CHANGE,
     "/events": _READ,
+    # Every dockerd on the host activates every socket in /run/docker/plugins on `docker volume
+    # ls` (protocol.md §6), this one included: it says it implements nothing, so dockerd leaves it be.
+    "/Plugin.Activate": _CHANGE,
 }
 
 
@@ -124,6 +129,7 @@ class ControlServer:
             "/held": self._held,
             "/release": self._release,
             "/events": self._events,
+            "/Plugin.Activate": self._activate,
         }
 
     async def serve(self, *, task_status: trio.TaskStatus[ControlServer] = trio.TASK_STATUS_IGNORED) -> None:
@@ -201,6 +207,9 @@ class ControlServer:
 
     # -- the handlers: each answers from memory -----------------------------------------------
 
+    async def _activate(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"Implements": []}
+
     async def _status(self, body: dict[str, Any]) -> dict[str, Any]:
         server = self.server
         engine = server.engine
@@ -218,6 +227,7 @@ class ControlServer:
                         "loaded": _iso(server.profile_loaded_at)},
             "calls": dict(server.calls_by_operation),
             "calls_total": sum(server.calls_by_operation.values()),
+            "last_seq": server.recent.last_seq,
             "in_flight": server.in_flight,
             "held": len(server.holds),
             "connections": server.connections,

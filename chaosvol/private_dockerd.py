@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 IMAGE = "bb:local"
 
@@ -116,6 +117,12 @@ class PrivateDockerd:
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.host}
+
+    def client(self) -> Any:
+        """A Docker SDK client (`docker.DockerClient`) for this daemon; close it when done."""
+        import docker
+
+        return docker.DockerClient(base_url=self.host)
 
     def docker(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/*/test_pytest_plugin.py run a user's suite the way a user would
+
 
 @pytest.fixture
 def short_tmp() -> Iterator[str]:

@@ -228,3 +228,8 @@ async def test_events_are_kept_and_a_follower_waits_for_new_ones(autojump_clock:
     assert ([e["op"] for e in answer["events"]], answer["last"], trio.current_time()) == (["Remove"], 2, 3.0)
     _, answer = await control_call(proxy, "/events", {"after": 2, "wait": 4})
     assert (answer, trio.current_time()) == ({"events": [], "last": 2}, 7.0)
+
+
+async def test_dockerd_activating_the_control_socket_is_told_it_implements_nothing(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery)
+    assert await control_call(proxy, "/Plugin.Activate") == (200, {"Implements": []})

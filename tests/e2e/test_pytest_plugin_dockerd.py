@@ -1,0 +1,21 @@
+"""examples/test_with_chaosvol.py, the README's example of the pytest plugin, run as a user runs
+it (a fresh pytest process) against the real dockerd: both of its tests must pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "test_with_chaosvol.py"
+
+
+def test_the_readme_example_suite_passes_against_dockerd(scenario: Any, pytester: pytest.Pytester) -> None:
+    name = scenario.hand_over()  # the example's proxy serves the session's plugin name meanwhile
+    pytester.makepyfile(test_example=EXAMPLE.read_text())
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-v", "--durations=0", f"--chaosvol-docker-host={scenario.dockerd.host}", f"--chaosvol-name={name}",
+        "--chaosvol-require-dockerd", timeout=300,
+    )
+    result.assert_outcomes(passed=2)
