@@ -16,7 +16,7 @@ from chaosvol.protocol import PluginReply
 from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings
 from chaosvol.wire import ServerWire, WireState
-from tests.support.builders import activate, create, get, profile, rule
+from tests.support.builders import activate, create, get, profile, remove, rule
 from tests.support.fakes import DaemonClient, RecordingBackend
 
 
@@ -26,26 +26,31 @@ async def test_a_call_cut_while_sleeping_or_hanging_closes_its_connection_and_is
     log = io.StringIO()
     events = EventLog(log, close_stream=False)
     backend = RecordingBackend()
-    rules = profile(rule({"delay": {"duration": "1h"}}, op="Get"), rule("hang", op="Create"))
+    rules = profile(rule({"delay": {"duration": "1h"}}, op="Get"), rule("hang", op="Create"), rule("hold", op="Remove"))
     server = PluginServer(ServeSettings("t", "/x", "r"), backend, ChaosEngine(rules), events)
     daemons = []
     async with trio.open_nursery() as outer:
         outer.start_soon(events.run)
         async with trio.open_nursery() as connections:
-            for call in (get("v"), create("v")):
+            for call in (get("v"), create("v"), remove("v")):
                 client, server_side = trio.testing.memory_stream_pair()
                 connections.start_soon(server.handle_connection, server_side, len(daemons) + 1)
                 daemon = DaemonClient(client)
                 await daemon.send_raw(daemon.wire.request_bytes(call, b""))
                 daemons.append(daemon)
             await trio.sleep(10)
+            assert len(server.holds) == 1
             connections.cancel_scope.cancel()  # what the shutdown grace period does
         events.close()
     for daemon in daemons:
         assert await daemon.closed_without_answer()
-    assert backend.calls == [] and server.in_flight == 0
+    assert backend.calls == [] and server.in_flight == 0 and len(server.holds) == 0
     records = [json.loads(line) for line in log.getvalue().splitlines()]
-    assert sorted((r["op"], r["outcome"], r["reply"]) for r in records) == [("Create", "cut", None), ("Get", "cut", None)]
+    assert sorted((r["op"], r["outcome"], r["reply"], r["held"]) for r in records) == [
+        ("Create", "cut", None, None),
+        ("Get", "cut", None, None),
+        ("Remove", "cut", None, "cancelled"),
+    ]
 
 
 async def test_a_backend_call_that_times_out_never_returns_its_connection_to_the_pool(
