@@ -237,6 +237,8 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--events {args.events}: cannot open: {exc.strerror or exc}") from exc
     engine = ChaosEngine(profile, seed=seed)
     control_path = None if args.no_control else args.control or control_path_for(socket_path)
+    if control_path is not None and os.path.abspath(control_path) == os.path.abspath(socket_path):
+        raise UsageError("--control: the control socket cannot be the plugin socket; give another path")
     settings = ServeSettings(_name(args), socket_path, args.backend, control_path)
     _raise_descriptor_limit()
     rules = len(profile.rules)

@@ -79,14 +79,15 @@ def test_check_accepts_shipped_profiles_and_rejects_bad_ones_with_positions(tmp_
     bad.write_text("version: 1\nrules:\n  - match: {op: Remove}\n    action: dorp\n")
     result = run("check", str(bad))
     assert result.returncode == 2
-    assert result.stderr == f"{bad}:4:13: rules[0].action: unknown action 'dorp' (did you mean 'drop'?); allowed: corrupt, crash, delay, drop, error, ghost, hang, hide, pass, reset\n"
+    assert result.stderr == f"{bad}:4:13: rules[0].action: unknown action 'dorp' (did you mean 'drop'?); allowed: corrupt, crash, delay, drop, error, ghost, hang, hide, hold, pass, reset\n"
 
 
 def test_serve_refuses_bad_input_with_one_message_and_exit_2(short_tmp: str) -> None:
     for args, says in [
         (["--profile", "no-such-profile"], "no shipped profile named 'no-such-profile'"),
         (["--backend", "ftp://x"], "unknown scheme 'ftp'"),
-        (["--control", "/tmp/x"], "not supported yet"),
+        (["--control", f"{short_tmp}/s.sock"], "--control: the control socket cannot be the plugin socket"),
+        (["--control", f"{short_tmp}/{'x' * 120}.sock"], "longer than 107 bytes"),
         (["--socket", f"{short_tmp}/{'x' * 120}.sock"], "longer than 107 bytes"),
     ]:
         result = run("serve", "--socket", f"{short_tmp}/s.sock", "--backend", f"builtin:{short_tmp}/v", *args)
@@ -182,7 +183,8 @@ def test_the_socket_is_never_wider_than_0660_even_with_umask_0(short_tmp: str) -
         while "serving" not in process.stderr.readline():
             pass
         assert oct(os.stat(sock).st_mode & 0o777) == "0o660"
-        assert sorted(os.listdir(short_tmp)) == ["p.sock", "v"]  # the private bind directory is gone
+        assert oct(os.stat(f"{short_tmp}/p.ctl.sock").st_mode & 0o777) == "0o600"
+        assert sorted(os.listdir(short_tmp)) == ["p.ctl.sock", "p.sock", "v"]  # the private bind directories are gone
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
     finally:
