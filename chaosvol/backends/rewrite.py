@@ -1,0 +1,20 @@
+"""A backend whose Mountpoints are rewritten (chaosvol.mountpoints), for the managed plugin."""
+
+from __future__ import annotations
+
+from chaosvol.backends import Backend
+from chaosvol.mountpoints import MountpointRewrite
+from chaosvol.protocol import PluginCall, PluginReply
+
+
+class RewritingBackend:
+    def __init__(self, inner: Backend, rewrite: MountpointRewrite) -> None:
+        self.inner = inner
+        self.rewrite = rewrite
+        self.name = f"{inner.name} (mountpoints {rewrite.source} -> {rewrite.target})"
+
+    async def call(self, call: PluginCall) -> PluginReply:
+        return self.rewrite.apply(call, await self.inner.call(call))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
