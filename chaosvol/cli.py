@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help=f"where calls go: {BACKEND_FORMS} (default: {DEFAULT_BACKEND})",
     )
+    serve.add_argument(
+        "--rewrite-mountpoints", metavar="FROM=TO",
+        help="a Mountpoint under FROM in the backend's Mount, Path and List answers becomes TO/...; one outside FROM is an "
+        "error (for a managed plugin, whose containers only see its propagatedMount)",
+    )
     serve.add_argument("--profile", metavar="FILE", help="fault profile: a file or a shipped name; without one, everything passes through")
     serve.add_argument("--seed", type=_seed, metavar="N", help="seed for the profile's probabilities (overrides the profile's seed)")
     serve.add_argument("--events", metavar="FILE", help="append one JSON line per call to FILE (`-` for stdout)")
@@ -105,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _ctl_parser(commands)
     _sweep_parser(commands)
+
+    managed = commands.add_parser(
+        "managed",
+        help="the managed plugin's entrypoint: serve, configured from PROFILE, BACKEND, BACKEND_ROOT, SEED, EVENTS, LOG_LEVEL",
+        description="Run as the entrypoint of chaosvol's managed plugin (see README, 'Run as a managed plugin'): "
+        "`chaosvol serve` with the plugin's paths, configured from the environment `docker plugin set` controls.",
+    )
+    managed.set_defaults(run=run_managed)
 
     backend = commands.add_parser(
         "backend",
@@ -231,6 +244,17 @@ def run_serve(args: argparse.Namespace) -> int:
         seed = secrets.randbelow(2**32)
     socket_path = _socket_path(args)
     backend = open_backend(args.backend, own_socket=socket_path)
+    backend_label = args.backend
+    if args.rewrite_mountpoints:
+        from chaosvol.backends.rewrite import RewritingBackend
+        from chaosvol.mountpoints import MountpointRewrite
+
+        try:
+            rewrite = MountpointRewrite.parse(args.rewrite_mountpoints)
+        except ValueError as exc:
+            raise UsageError(f"--rewrite-mountpoints: {exc}") from exc
+        backend = RewritingBackend(backend, rewrite)
+        backend_label = f"{args.backend} (mountpoints {rewrite.source} -> {rewrite.target})"
     try:
         events = EventLog.open(args.events) if args.events else None
     except OSError as exc:
@@ -239,7 +263,7 @@ def run_serve(args: argparse.Namespace) -> int:
     control_path = None if args.no_control else args.control or control_path_for(socket_path)
     if control_path is not None and os.path.abspath(control_path) == os.path.abspath(socket_path):
         raise UsageError("--control: the control socket cannot be the plugin socket; give another path")
-    settings = ServeSettings(_name(args), socket_path, args.backend, control_path)
+    settings = ServeSettings(_name(args), socket_path, backend_label, control_path)
     _raise_descriptor_limit()
     rules = len(profile.rules)
     draws = any(rule.probability < 1 or getattr(action, "jitter", 0) for rule in profile.rules for action in rule.actions)
@@ -260,6 +284,22 @@ def run_serve(args: argparse.Namespace) -> int:
         log.warning("SIGHUP: reloaded %s (%d rules, seed %d); rule counters start again", new.source, len(new.rules), server.engine.seed)
 
     return _run_server(server, profile_line, reload)
+
+
+def run_managed(args: argparse.Namespace) -> int:
+    from chaosvol.managed import serve_arguments
+
+    arguments = serve_arguments(os.environ)
+    events = arguments[arguments.index("--events") + 1] if "--events" in arguments else None
+    if events is not None:
+        try:
+            os.makedirs(os.path.dirname(events) or ".", exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"EVENTS={events}: cannot create its directory: {exc.strerror or exc}") from exc
+    print(f"chaosvol managed: chaosvol serve {' '.join(arguments)}", file=sys.stderr, flush=True)
+    serve_args = build_parser().parse_args(["serve", *arguments])
+    code: int = serve_args.run(serve_args)
+    return code
 
 
 def run_backend(args: argparse.Namespace) -> int:
