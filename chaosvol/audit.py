@@ -1,4 +1,5 @@
-"""The audit core: what dockerd believes, what the backend holds, and where they disagree.
+"""The audit core: what the daemon (dockerd or Podman) believes, what the backend holds, and
+where they disagree.
 
 Pure: it compares three views that the shell gathers (daemon.py for dockerd's, backend_view for
 the backend's, the event log for what dockerd was told), never talks to anything, and changes
@@ -15,6 +16,11 @@ nothing. Kinds (shared/contract.md):
 
 Without an event log only what the two live views show can be judged (shadowed, stale entries
 dockerd lists, leaked mounts the backend reports); the log adds what dockerd was told.
+
+Podman differs in two ways that matter here (podman-behaviour.md): its volume list is its own
+database, never the plugin's List, so its live view is authoritative (a backend volume missing
+from it is unknown to Podman, with or without a log); and it takes any HTTP 200 answer as
+success, `Err` or not, so the log is read that way for it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ class DaemonView:
     volumes: tuple[DaemonVolume, ...] = ()
     warnings: tuple[str, ...] = ()
     in_use: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # (driver, name) -> containers
+    # True when `volumes` is the daemon's own record (Podman), not merged with the plugin's List.
+    authoritative: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +68,11 @@ class LogView:
     purged_while_kept: set[str] = field(default_factory=set)
     mounts: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    err_in_200_is_success: bool = False  # Podman's reading of an answer
+
     @classmethod
-    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> LogView:
-        view = cls()
+    def from_records(cls, records: Iterable[Mapping[str, Any]], *, podman: bool = False) -> LogView:
+        view = cls(err_in_200_is_success=podman)
         # Arrival order: `t` first, since a log appended by several runs restarts `seq` each time.
         for record in sorted(records, key=lambda r: (str(r.get("t", "")), r.get("seq", 0))):
             view._apply(record)
@@ -75,7 +85,7 @@ class LogView:
         reply = record.get("reply")
         if record.get("outcome", "answered") != "answered":
             reply = None  # dockerd never read it (it hung up first, or we hung or reset)
-        answered_ok = isinstance(reply, dict) and reply.get("status") == 200 and reply.get("err") is None
+        answered_ok = isinstance(reply, dict) and reply.get("status") == 200 and (self.err_in_200_is_success or reply.get("err") is None)
         backend = record.get("backend")
         backend_ok = bool(record.get("forwarded")) and isinstance(backend, dict) and backend.get("status") == 200 and backend.get("err") is None
         if operation == "Create":
@@ -126,11 +136,13 @@ class Finding:
 
 
 def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | None = None) -> list[Finding]:
-    """Every inconsistency between dockerd's view of `driver` and the backend, sorted by volume."""
+    """Every inconsistency between the daemon's view of `driver` and the backend, sorted by volume."""
     ours = {v.name: v for v in daemon.volumes if v.driver == driver}
     local = {v.name for v in daemon.volumes if v.driver == "local"}
     held = backend.volumes
-    believed = log.believed if log is not None else {}
+    believed: Mapping[str, bool] = log.believed if log is not None else {}
+    if daemon.authoritative:  # its list is what it believes, whatever it was told
+        believed = {name: name in ours for name in set(ours) | set(held)}
     names = sorted(set(ours) | set(held) | set(believed))
     findings: list[Finding] = []
     for name in names:
@@ -143,7 +155,7 @@ def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | 
             elif believed.get(name):
                 findings.append(Finding(name, "stale-in-daemon", f"was told {name!r} exists and keeps it cached", "has no such volume"))
             continue
-        if log is not None and name in believed and not believed[name] and name not in local:
+        if (log is not None or daemon.authoritative) and name in believed and not believed[name] and name not in local:
             findings.append(
                 Finding(name, "unknown-to-daemon", f"has no record of {name!r} (it was told the volume is gone, or never that it was created)", f"holds {name!r}")
             )

@@ -111,6 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
     _ctl_parser(commands)
     _sweep_parser(commands)
 
+    podman = commands.add_parser(
+        "podman",
+        help="register a chaosvol socket with Podman (a containers.conf drop-in), or unregister it",
+        description="Podman finds volume plugins only in containers.conf's [engine.volume_plugins]. `register` writes "
+        "a drop-in naming the socket; `unregister` removes it. --print shows the drop-in without writing it.",
+    )
+    podman_commands = podman.add_subparsers(title="commands", metavar="COMMAND", dest="podman_command", required=True)
+    for verb in ("register", "unregister"):
+        command = podman_commands.add_parser(verb, help=f"{verb} NAME with Podman")
+        command.add_argument("name", metavar="NAME", help="the driver name: podman volume create --driver NAME")
+        if verb == "register":
+            command.add_argument("--socket", metavar="PATH", help="the proxy's socket (default: /run/docker/plugins/NAME.sock, as `serve --name NAME`)")
+            command.add_argument("--print", action="store_true", help="print the drop-in instead of writing it")
+        command.add_argument("--conf-dir", metavar="DIR", default="/etc/containers/containers.conf.d", help="where drop-ins go (default: %(default)s)")
+    podman.set_defaults(run=run_podman)
+
     managed = commands.add_parser(
         "managed",
         help="the managed plugin's entrypoint: serve, configured from PROFILE, BACKEND, BACKEND_ROOT, SEED, EVENTS, LOG_LEVEL",
@@ -151,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--backend", default=DEFAULT_BACKEND, metavar="SPEC", help=f"the backend, asked directly, never through faults (default: {DEFAULT_BACKEND})")
     audit.add_argument("--events", metavar="FILE", help="the proxy's event log: what dockerd was told (created, removed, mounted)")
     audit.add_argument("--json", action="store_true", help="print a JSON list of findings")
+    audit.add_argument(
+        "--podman", nargs="?", const="podman", metavar="COMMAND",
+        help="audit Podman's view instead of dockerd's; COMMAND runs podman with any global options "
+        "(default: podman; e.g. 'podman --root /x --runroot /y')",
+    )
     audit.set_defaults(run=run_audit)
 
     report = commands.add_parser(
@@ -284,6 +305,25 @@ def run_serve(args: argparse.Namespace) -> int:
         log.warning("SIGHUP: reloaded %s (%d rules, seed %d); rule counters start again", new.source, len(new.rules), server.engine.seed)
 
     return _run_server(server, profile_line, reload)
+
+
+def run_podman(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chaosvol.podman import drop_in_text, register, unregister
+
+    directory = Path(args.conf_dir)
+    if args.podman_command == "register":
+        socket = args.socket or default_socket_path(args.name)
+        if args.print:
+            print(drop_in_text(args.name, socket), end="")
+            return EXIT_OK
+        path = register(args.name, socket, directory)
+        print(f"chaosvol podman: wrote {path}: Podman now knows the driver {args.name} at {socket}", file=sys.stderr)
+        return EXIT_OK
+    removed = unregister(args.name, directory)
+    print(f"chaosvol podman: {'removed ' + str(removed) if removed else 'nothing to remove for ' + args.name}", file=sys.stderr)
+    return EXIT_OK
 
 
 def run_managed(args: argparse.Namespace) -> int:
@@ -710,8 +750,16 @@ def run_audit(args: argparse.Namespace) -> int:
     from chaosvol.backends.inventory import backend_view
     from chaosvol.daemon import daemon_view
 
-    log = LogView.from_records(_read_events(args.events)) if args.events else None
-    daemon = daemon_view(args.docker_host)
+    podman = args.podman is not None
+    log = LogView.from_records(_read_events(args.events), podman=podman) if args.events else None
+    if podman:
+        import shlex
+
+        from chaosvol.podman import podman_view
+
+        daemon = podman_view(shlex.split(args.podman))
+    else:
+        daemon = daemon_view(args.docker_host)
     backend = backend_view(args.backend)
     findings = audit(args.driver, daemon, backend, log)
     if args.json:
@@ -721,10 +769,10 @@ def run_audit(args: argparse.Namespace) -> int:
             print(finding)
         for warning in daemon.warnings:
             print(f"note: dockerd warned: {warning} (its volume list may include stale cached entries)", file=sys.stderr)
-        if log is None:
+        if log is None and not podman:
             print("note: without --events, only what dockerd and the backend show now is compared", file=sys.stderr)
         if not findings:
-            print(f"consistent: dockerd and the backend agree on {args.driver}'s volumes", file=sys.stderr)
+            print(f"consistent: {'Podman' if podman else 'dockerd'} and the backend agree on {args.driver}'s volumes", file=sys.stderr)
     return EXIT_FOUND if findings else EXIT_OK
 
 

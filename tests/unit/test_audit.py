@@ -105,3 +105,25 @@ def test_redacted_options_are_compared_by_name_only() -> None:
     records = [rec("Create", "v1", opts={"size": "1", "password": "<redacted>"})]
     same = DaemonView((DaemonVolume("v1", "cv", options={"size": "1", "password": "hunter2"}),))
     assert audit("cv", same, BackendView({"v1": {}}), LogView.from_records(records)) == []
+
+
+# -- Podman: its list is its own record, and a 200 answer is success whatever its Err ---------
+
+
+def test_podman_orphans_and_phantoms_show_from_the_live_views_alone() -> None:
+    podman = DaemonView((DaemonVolume("phantom", "cv"), DaemonVolume("both", "cv")), authoritative=True)
+    backend = BackendView({"orphan": {}, "both": {}})
+    assert kinds(audit("cv", podman, backend)) == [("unknown-to-daemon", "orphan"), ("stale-in-daemon", "phantom")]
+
+
+def test_podman_takes_a_create_answered_200_with_err_as_created() -> None:
+    records = [rec("Create", "c200", err="chaosvol: injected: Create failed", forwarded=False)]
+    assert LogView.from_records(records, podman=True).believed == {"c200": True}
+    assert LogView.from_records(records).believed == {"c200": False}  # dockerd: an error
+
+
+def test_podman_re_adopting_a_dropped_volume_by_reload_loses_its_metadata() -> None:
+    records = [rec("Create", "v1", opts={"size": "1"}), rec("Remove", "v1", forwarded=False)]
+    podman = DaemonView((DaemonVolume("v1", "cv"),), authoritative=True)  # `volume reload` added it back, bare
+    found = audit("cv", podman, BackendView({"v1": {}}), LogView.from_records(records, podman=True))
+    assert kinds(found) == [("metadata-lost", "v1")]
