@@ -23,7 +23,7 @@ from chaosvol.control import control_path_for
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import ChaosvolError, ProfileError, UsageError
 from chaosvol.eventlog import EventLog
-from chaosvol.profile import PASSTHROUGH, Profile, load_profile
+from chaosvol.profile import PASSTHROUGH, Profile, advice, load_profile
 from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings, default_socket_path
 
@@ -259,6 +259,8 @@ def _name(args: argparse.Namespace) -> str:
 def run_serve(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
     profile: Profile = load_profile(args.profile) if args.profile else PASSTHROUGH
+    for note in advice(profile):
+        log.info("%s", note)
     seed = args.seed if args.seed is not None else profile.seed
     chosen = seed is None
     if seed is None:
@@ -736,6 +738,8 @@ def run_check(args: argparse.Namespace) -> int:
             code = EXIT_USAGE
             continue
         rules = len(profile.rules)
+        for note in advice(profile):
+            print(note, file=sys.stderr)
         print(f"{profile.source}: ok ({rules} rule{'s' if rules != 1 else ''})")
     return code
 

@@ -28,9 +28,6 @@ from chaosvol.audit import DaemonView
 from chaosvol.errors import UsageError
 
 DROP_IN_DIR: Final = Path("/etc/containers/containers.conf.d")
-# Podman's client gives every plugin call 5 s (containers.conf `volume_plugin_timeout`), then
-# fails with no retry (podman-behaviour.md §2).
-PODMAN_PLUGIN_TIMEOUT: Final = 5.0
 SERVICE_START_TIMEOUT: Final = 20.0
 
 

@@ -614,3 +614,16 @@ def _allowed_actions() -> str:
 def fault_types() -> Mapping[str, type[Fault]]:
     """Every registered fault by its word (for schema and docs)."""
     return FAULTS
+
+
+def advice(profile: Profile) -> list[str]:
+    """Warnings about a valid profile, each `file:line:column: rules[i] (name): text`: what its
+    faults mean for clients that read them differently (Podman's 5 s timeout, its reading of
+    200 answers)."""
+    notes: list[str] = []
+    for index, rule in enumerate(profile.rules):
+        where = f"{rule.position}: " if rule.position is not None else ""
+        for action in rule.actions:
+            for text in getattr(action, "advice", lambda: [])():
+                notes.append(f"{where}rules[{index}] ({rule.name}): warning: {text}")
+    return notes

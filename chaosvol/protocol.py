@@ -76,6 +76,9 @@ PLUGIN_ACCEPT: Final = "application/vnd.docker.plugins.v1.2+json"
 # go-plugins-helpers answers with this Content-Type; dockerd never reads it.
 PLUGIN_CONTENT_TYPE: Final = "application/vnd.docker.plugins.v1.1+json"
 ACTIVATE_BODY: Final = b'{"Implements": ["VolumeDriver"]}\n'
+# Podman's client gives every plugin call 5 s (containers.conf `volume_plugin_timeout`), then fails
+# with no retry; and it takes any 200 answer as success, `Err` or not (podman-behaviour.md §2).
+PODMAN_PLUGIN_TIMEOUT: Final = 5.0
 
 
 def decode_first_json_value(body: bytes) -> Any:

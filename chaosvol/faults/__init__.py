@@ -9,6 +9,10 @@ else lists the faults. Class variables a fault may set:
 * `example`: how a profile writes it (shown in `chaosvol check` messages and in tests);
 * `sees_list_entries`: it acts on the volumes inside a List answer, so a rule's `volume`
   pattern selects those entries instead of keeping the rule away from List.
+
+A fault may also define `advice(self) -> list[str]`: what a profile author should know about
+these options (for example, that a client such as Podman reads the fault differently);
+`chaosvol check` prints it as warnings.
 """
 
 from __future__ import annotations

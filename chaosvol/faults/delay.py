@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 from chaosvol.durations import Seconds
 from chaosvol.effects import Forward, Plan, Sleep
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PluginCall
+from chaosvol.protocol import PODMAN_PLUGIN_TIMEOUT, PluginCall
 
 
 @register("delay")
@@ -24,6 +24,12 @@ class Delay:
     jitter: Seconds = 0.0
     when: Literal["before", "after"] = "before"
     example: ClassVar[str] = "delay: {duration: 2s, jitter: 200ms, when: before}"
+
+    def advice(self) -> list[str]:
+        longest = self.duration + self.jitter
+        if longest >= PODMAN_PLUGIN_TIMEOUT:
+            return [f"a delay of up to {longest:g}s is past Podman's {PODMAN_PLUGIN_TIMEOUT:g}s plugin timeout: under Podman the call fails (no retry)"]
+        return []
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         seconds = self.duration

@@ -31,6 +31,11 @@ class Error:
         if not 200 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP status from 200 to 599, not {self.status}")
 
+    def advice(self) -> list[str]:
+        if self.status == 200:
+            return ["status 200: Podman ignores Err in a 200 answer, so under Podman this is a silent success, not an error"]
+        return []
+
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         message = self.message if self.message is not None else injected_message(call.operation)
         reply = Reply(PluginReply.error(message, self.status))

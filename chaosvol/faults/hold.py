@@ -20,7 +20,7 @@ from chaosvol.durations import Seconds
 from chaosvol.effects import Forward, Plan
 from chaosvol.effects import Hold as HoldEffect
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PluginCall
+from chaosvol.protocol import PODMAN_PLUGIN_TIMEOUT, PluginCall
 
 
 @register("hold")
@@ -31,6 +31,11 @@ class Hold:
     timeout: Seconds | None = None
     when: Literal["before", "after"] = "before"
     example: ClassVar[str] = "hold: {timeout: 30s, when: after}"
+
+    def advice(self) -> list[str]:
+        if self.timeout is None or self.timeout >= PODMAN_PLUGIN_TIMEOUT:
+            return [f"a hold longer than {PODMAN_PLUGIN_TIMEOUT:g}s outlasts Podman's plugin timeout: release it sooner under Podman"]
+        return []
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         if self.when == "before":

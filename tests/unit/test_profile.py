@@ -152,3 +152,23 @@ def test_pathological_globs_take_linear_time() -> None:
     started = time.perf_counter()
     assert not loaded.rules[0].match.matches(call)
     assert time.perf_counter() - started < 0.5
+
+
+def test_check_advice_names_what_podman_reads_differently_with_the_rule_s_position() -> None:
+    from chaosvol.profile import advice
+
+    loaded = parse_profile(
+        "version: 1\nrules:\n"
+        "  - {name: slow, match: {op: Mount}, action: {delay: {duration: 4s, jitter: 1s}}}\n"
+        "  - {name: quick, match: {op: Mount}, action: {delay: {duration: 4s}}}\n"
+        "  - {name: silent, match: {op: Create}, action: {error: {status: 200}}}\n"
+        "  - {name: loud, match: {op: Create}, action: error}\n"
+        "  - {name: parked, match: {op: List}, action: hold}\n"
+        "  - {name: brief, match: {op: List}, action: {hold: {timeout: 2s}}}\n",
+        "p.yaml",
+    )
+    notes = advice(loaded)
+    assert [note.split(": warning: ")[0] for note in notes] == [
+        "p.yaml:3:5: rules[0] (slow)", "p.yaml:5:5: rules[2] (silent)", "p.yaml:7:5: rules[4] (parked)",
+    ]
+    assert "past Podman's 5s plugin timeout" in notes[0] and "Podman ignores Err in a 200 answer" in notes[1]
