@@ -26,6 +26,7 @@ success, `Err` or not, so the log is read that way for it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,6 +51,7 @@ class DaemonView:
     in_use: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # (driver, name) -> containers
     # True when `volumes` is the daemon's own record (Podman), not merged with the plugin's List.
     authoritative: bool = False
+    name: str = "dockerd"  # how findings name the daemon
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +129,10 @@ class Finding:
     kind: Kind
     daemon: str
     backend: str
+    who: str = "dockerd"
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.volume}: dockerd {self.daemon}; backend {self.backend}"
+        return f"{self.kind} {self.volume}: {self.who} {self.daemon}; backend {self.backend}"
 
     def to_json(self) -> dict[str, str]:
         return {"volume": self.volume, "kind": self.kind, "daemon": self.daemon, "backend": self.backend}
@@ -173,6 +176,8 @@ def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | 
         if mounts and not daemon.in_use.get((driver, name)):
             ids = ", ".join(f"{mount_id[:12]} ({count}x)" if count > 1 else mount_id[:12] for mount_id, count in sorted(mounts.items()))
             findings.append(Finding(name, "leaked-mount", "has no running container using it", f"still counts mounts {ids}"))
+    if daemon.name != "dockerd":
+        findings = [dataclasses.replace(finding, who=daemon.name) for finding in findings]
     return findings
 
 

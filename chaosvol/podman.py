@@ -109,4 +109,4 @@ def podman_view(command: Sequence[str]) -> DaemonView:
         if service.stderr is not None:
             service.stderr.close()
         shutil.rmtree(directory, ignore_errors=True)
-    return dataclasses.replace(view, authoritative=True)
+    return dataclasses.replace(view, authoritative=True, name="Podman")
