@@ -41,8 +41,9 @@ class Operation(enum.Enum):
 
     @property
     def carries_body(self) -> bool:
-        """Whether dockerd always sends a JSON body (every endpoint but Activate)."""
-        return self is not Operation.ACTIVATE
+        """Whether every client always sends a JSON body, so that an empty one is dockerd's retry:
+        all but Activate (empty from everyone) and List (Podman sends it empty)."""
+        return self not in (Operation.ACTIVATE, Operation.LIST)
 
     @property
     def names_volume(self) -> bool:

@@ -341,18 +341,18 @@ class ClientWire(_Wire):
         self._reusable = True
 
     def request_bytes(self, call: PluginCall, host: bytes) -> bytes:
-        """The bytes of `call` as the backend should get them: dockerd's body and headers, our
-        framing. `host` replaces Host only when the caller sent none."""
+        """The bytes of `call` as the backend should get them: the daemon's body and headers, our
+        framing. `host` replaces Host only when the caller sent none; Podman's requests keep
+        having no Accept."""
         headers: list[tuple[bytes, bytes]] = []
-        has_host = has_accept = False
+        has_host = False
         for name, value in call.headers:
             lowered = name.lower()
             has_host = has_host or lowered == b"host"
-            has_accept = has_accept or lowered == b"accept"
             headers.append((name, value))
         if not has_host:
             headers.insert(0, (b"Host", host))
-        if not has_accept:
+        if not call.headers:  # a call of our own (activation, audit): dress it as dockerd would
             headers.append((b"Accept", PLUGIN_ACCEPT.encode("ascii")))
         headers.append((b"Content-Length", str(len(call.body)).encode("ascii")))
         self._answer_started = False

@@ -22,7 +22,7 @@ from chaosvol.profile import PASSTHROUGH
 from chaosvol.protocol import Operation, PluginCall, PluginReply
 from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings
-from tests.support.builders import DOCKERD_REQUESTS, activate, create, get, list_, mount, profile, remove, rule, unmount
+from tests.support.builders import DOCKERD_REQUESTS, PODMAN_REQUESTS, activate, create, get, list_, mount, profile, remove, rule, unmount
 from tests.support.fakes import DaemonClient
 from tests.support.oddbackend import OddBackend, activate_then, http
 
@@ -121,6 +121,32 @@ async def test_a_separate_backend_plugin_gets_every_call_exactly_as_sent(short_t
     assert all(c.body == b'{"Name":"v1","Opts":{"size":"5"}}\n' for c in seen[1:])
     assert dict(seen[1].headers)[b"user-agent"] == b"Go-http-client/1.1"
     assert odd.connections == 1  # keep-alive: one connection carried all four calls
+
+
+async def test_podman_s_requests_reach_the_backend_with_podman_s_headers_and_bodies(short_tmp: str, nursery: trio.Nursery) -> None:
+    seen: list[PluginCall] = []
+
+    async def behave(call: PluginCall, backend: OddBackend) -> bytes:
+        seen.append(call)
+        if call.operation is Operation.ACTIVATE:
+            return http(PluginReply.json({"Implements": ["VolumeDriver"]}))
+        return http(PluginReply.json({"Err": "", "Volumes": []}))
+
+    odd = OddBackend(f"{short_tmp}/b.sock", behave)
+    await nursery.start(odd.serve)
+    async with serving(nursery, f"{short_tmp}/p.sock", PluginClient("odd", partial(trio.open_unix_socket, odd.path), timeouts=FAST)):
+        client = await daemon(f"{short_tmp}/p.sock")
+        for sample in PODMAN_REQUESTS:
+            await client.send_raw(sample.raw)
+            assert (await client.read_reply()).status == 200
+    # Podman's Activate is answered by chaosvol; the backend got chaosvol's own, then the rest as sent.
+    assert seen[0].operation is Operation.ACTIVATE
+    forwarded = seen[1:]
+    assert [(c.operation, c.body) for c in forwarded] == [(s.call.operation, s.call.body) for s in PODMAN_REQUESTS[1:]]
+    assert all(
+        [name for name, _ in c.headers] == [b"host", b"user-agent", b"content-type"] and dict(c.headers)[b"host"] == b"plugin"
+        for c in forwarded
+    )
 
 
 @pytest.mark.parametrize(

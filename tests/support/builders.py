@@ -177,3 +177,33 @@ DOCKERD_REQUESTS = [
         PluginCall.parse(Operation.GET, b'{"Name":"rawv"}'),
     ),
 ]
+
+
+def _podman(target: str, body: bytes) -> bytes:
+    """Podman 4.3's exact request: these four headers in this order, no Accept, no newline."""
+    return (
+        b"POST " + target.encode() + b" HTTP/1.1\r\nHost: plugin\r\nUser-Agent: Go-http-client/1.1\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Content-Type: application/vnd.docker.plugins.v1.1+json\r\n\r\n" + body
+    )
+
+
+PODMAN_ID = "2f73349cfc4630255319c6c8dfc1b46a8996ace9d14d8e07563b165915918ec2"  # its one pseudo mount ID
+PODMAN_REQUESTS = [
+    DockerdRequest("podman-activate", _podman("/Plugin.Activate", b""), activate()),
+    DockerdRequest("podman-list", _podman("/VolumeDriver.List", b""), PluginCall(Operation.LIST, b"")),
+    DockerdRequest("podman-get", _podman("/VolumeDriver.Get", b'{"Name":"v1"}'), PluginCall(Operation.GET, b'{"Name":"v1"}', "v1")),
+    DockerdRequest("podman-create", _podman("/VolumeDriver.Create", b'{"Name":"v1"}'), PluginCall(Operation.CREATE, b'{"Name":"v1"}', "v1")),
+    DockerdRequest(
+        "podman-create-opts",
+        _podman("/VolumeDriver.Create", b'{"Name":"v2","Opts":{"UID":"1000","o":"uid=1000,foo=bar","size":"5"}}'),
+        PluginCall(Operation.CREATE, b'{"Name":"v2","Opts":{"UID":"1000","o":"uid=1000,foo=bar","size":"5"}}', "v2",
+                   opts={"UID": "1000", "o": "uid=1000,foo=bar", "size": "5"}),
+    ),
+    DockerdRequest(
+        "podman-mount",
+        _podman("/VolumeDriver.Mount", f'{{"Name":"v1","ID":"{PODMAN_ID}"}}'.encode()),
+        PluginCall(Operation.MOUNT, f'{{"Name":"v1","ID":"{PODMAN_ID}"}}'.encode(), "v1", PODMAN_ID),
+    ),
+    DockerdRequest("podman-remove", _podman("/VolumeDriver.Remove", b'{"Name":"v1"}'), PluginCall(Operation.REMOVE, b'{"Name":"v1"}', "v1")),
+]

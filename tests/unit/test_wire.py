@@ -10,7 +10,7 @@ import pytest
 from chaosvol.errors import RequestError
 from chaosvol.protocol import Operation, PluginCall, PluginReply
 from chaosvol.wire import MAX_REQUEST_BODY, ClientWire, Refused, ServerWire, WireState
-from tests.support.builders import DOCKERD_REQUESTS, DockerdRequest, get, remove
+from tests.support.builders import DOCKERD_REQUESTS, PODMAN_REQUESTS, DockerdRequest, get, remove
 
 
 def feed(wire: ServerWire, chunks: list[bytes]) -> list[PluginCall | Refused]:
@@ -40,13 +40,23 @@ def with_next_request_attached(raw: bytes) -> list[bytes]:
 
 
 @pytest.mark.parametrize("split", [whole, byte_by_byte, with_next_request_attached])
-@pytest.mark.parametrize("sample", DOCKERD_REQUESTS, ids=str)
+@pytest.mark.parametrize("sample", DOCKERD_REQUESTS + PODMAN_REQUESTS, ids=str)
 def test_dockerd_requests_parse_however_they_arrive(sample: DockerdRequest, split: Callable[[bytes], list[bytes]]) -> None:
     events = feed(ServerWire(), split(sample.raw))
     assert events[0] == sample.call
     assert events[0].body == sample.call.body  # the exact bytes, for forwarding
     if split is with_next_request_attached:
         assert events[1:] == [get("rawv")]
+
+
+def test_podman_s_empty_list_is_a_list_not_a_retry_and_its_headers_pass_on() -> None:
+    (call,) = feed(ServerWire(), [next(s for s in PODMAN_REQUESTS if s.label == "podman-list").raw])
+    assert isinstance(call, PluginCall) and not call.retry
+    assert dict(call.headers) == {
+        b"host": b"plugin",
+        b"user-agent": b"Go-http-client/1.1",
+        b"content-type": b"application/vnd.docker.plugins.v1.1+json",
+    }
 
 
 def test_dockerds_headers_are_kept_for_the_backend_but_not_framing() -> None:
