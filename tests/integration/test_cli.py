@@ -221,3 +221,21 @@ def test_sweep_refuses_a_bad_action_before_running_anything(short_tmp: str) -> N
         2, "chaosvol: --op Remove --action 'dorp': action: unknown action 'dorp' (did you mean 'drop'?); allowed: "
         "corrupt, crash, delay, drop, error, ghost, hang, hide, hold, pass, reset",
     )
+
+
+def test_podman_register_writes_a_drop_in_and_unregister_removes_it(tmp_path: Path) -> None:
+    conf = tmp_path / "containers.conf.d"
+    printed = run("podman", "register", "chaosvol", "--print")
+    assert printed.returncode == 0
+    assert '[engine.volume_plugins]\n"chaosvol" = "/run/docker/plugins/chaosvol.sock"\n' in printed.stdout
+    assert not conf.exists()
+    assert run("podman", "register", "cv", "--socket", "/tmp/x/cv.sock", "--conf-dir", str(conf)).returncode == 0
+    text = (conf / "50-chaosvol-cv.conf").read_text()
+    assert text.endswith('[engine.volume_plugins]\n"cv" = "/tmp/x/cv.sock"\n')
+    import tomllib
+
+    assert tomllib.loads(text) == {"engine": {"volume_plugins": {"cv": "/tmp/x/cv.sock"}}}
+    removed = run("podman", "unregister", "cv", "--conf-dir", str(conf))
+    assert removed.returncode == 0 and not (conf / "50-chaosvol-cv.conf").exists()
+    again = run("podman", "unregister", "cv", "--conf-dir", str(conf))
+    assert (again.returncode, again.stderr.strip()) == (0, "chaosvol podman: nothing to remove for cv")
