@@ -20,6 +20,18 @@ from typing import Any
 IMAGE = "bb:local"
 
 
+def busybox_tree(tree: str) -> None:
+    """A root filesystem in `tree`: busybox-static and a link per applet (not one named busybox,
+    which would replace the binary with a link to itself)."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    os.makedirs(f"{tree}/bin")
+    shutil.copy(busybox, f"{tree}/bin/busybox")
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", f"{tree}/bin/{applet}")
+
+
 def docker_cli() -> str:
     # The client that matches the daemon (a newer one first on PATH may word things differently).
     return "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
@@ -101,14 +113,8 @@ class PrivateDockerd:
 
     def import_busybox(self) -> None:
         """bb:local: busybox-static in an image, no registry needed."""
-        busybox = shutil.which("busybox") or "/bin/busybox"
         with tempfile.TemporaryDirectory(prefix="cvbb", dir="/tmp") as tree:
-            os.makedirs(f"{tree}/bin")
-            shutil.copy(busybox, f"{tree}/bin/busybox")
-            applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
-            for applet in applets:
-                if applet != "busybox":
-                    os.symlink("busybox", f"{tree}/bin/{applet}")
+            busybox_tree(tree)
             tar = subprocess.run(["tar", "-C", tree, "-c", "."], capture_output=True, check=True).stdout
             subprocess.run(
                 [docker_cli(), "import", "-c", "ENV PATH=/bin", "-c", 'CMD ["/bin/sh"]', "-", IMAGE],

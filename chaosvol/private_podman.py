@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from chaosvol.private_dockerd import DockerdUnavailable
+from chaosvol.private_dockerd import DockerdUnavailable, busybox_tree
 
 IMAGE = "localhost/bb:local"
 
@@ -84,14 +84,8 @@ class PrivatePodman:
         return result
 
     def import_busybox(self) -> None:
-        busybox = shutil.which("busybox") or "/bin/busybox"
         with tempfile.TemporaryDirectory(prefix="cvbb", dir="/tmp") as tree:
-            os.makedirs(f"{tree}/bin")
-            shutil.copy(busybox, f"{tree}/bin/busybox")
-            applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
-            for applet in applets:
-                if applet != "busybox":
-                    os.symlink("busybox", f"{tree}/bin/{applet}")
+            busybox_tree(tree)
             subprocess.run(["tar", "-C", tree, "-cf", f"{tree}.tar", "."], check=True, capture_output=True)
             try:
                 subprocess.run(
