@@ -20,15 +20,21 @@ log = logging.getLogger(__name__)
 
 # Room for a burst of 10,000 calls finishing at once; a guess, large enough for dockerd's bursts.
 QUEUE_SIZE: Final = 16_384
-# How many of the last calls `chaosvol ctl events` can show without an event log file.
+# How many of the last calls `chaosvol ctl events` can show without an event log file, and how
+# many reply bytes they may keep alive (records keep their replies until shown: a few Lists of
+# 10,000 volumes weigh more than thousands of small calls).
 RECENT_EVENTS: Final = 10_000
+RECENT_BYTES: Final = 32 * 1024 * 1024
+# A record keeping more than this is turned into its line at once, so that a slow disk never
+# keeps large replies queued.
+LARGE_RECORD: Final = 64 * 1024
 
 
 class EventLog:
     def __init__(self, stream: TextIO, *, close_stream: bool) -> None:
         self._stream = stream
         self._close_stream = close_stream
-        self._send, self._receive = trio.open_memory_channel[CallRecord](QUEUE_SIZE)
+        self._send, self._receive = trio.open_memory_channel[CallRecord | str](QUEUE_SIZE)
         self.written = 0
         self.lost = 0
         self._reported_loss = 0
@@ -48,7 +54,7 @@ class EventLog:
 
     def record(self, record: CallRecord) -> None:
         try:
-            self._send.send_nowait(record)
+            self._send.send_nowait(record.to_line() if record.retained_bytes > LARGE_RECORD else record)
         except trio.WouldBlock:
             self.lost += 1
         except trio.ClosedResourceError:
@@ -72,9 +78,9 @@ class EventLog:
             except OSError as exc:  # what was still buffered cannot be written either
                 log.error("event log: closing: %s", exc)
 
-    def _write(self, batch: list[CallRecord]) -> None:
+    def _write(self, batch: list[CallRecord | str]) -> None:
         try:
-            self._stream.write("".join(record.to_line() for record in batch))
+            self._stream.write("".join(record if isinstance(record, str) else record.to_line() for record in batch))
             self._stream.flush()
             self.written += len(batch)
         except (OSError, ValueError) as exc:  # ENOSPC, EIO; ValueError: the stream was closed
@@ -102,12 +108,19 @@ class RecentEvents:
     for every call. Followers wait for records newer than the last sequence number they saw.
     """
 
-    def __init__(self, size: int = RECENT_EVENTS) -> None:
-        self._records: deque[CallRecord] = deque(maxlen=size)
+    def __init__(self, size: int = RECENT_EVENTS, max_bytes: int = RECENT_BYTES) -> None:
+        self._records: deque[CallRecord] = deque()
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._added: trio.Event | None = None
 
     def add(self, record: CallRecord) -> None:
-        self._records.append(record)
+        records = self._records
+        records.append(record)
+        self._bytes += record.retained_bytes
+        while len(records) > self._size or (self._bytes > self._max_bytes and len(records) > 1):
+            self._bytes -= records.popleft().retained_bytes
         if self._added is not None:
             self._added.set()
             self._added = None

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from chaosvol.protocol import PluginReply, field_of
+
 # Options whose names look like credentials are never written in clear.
 SECRET_OPTION: Final = re.compile(r"pass|token|secret|key|credential|auth|cert", re.IGNORECASE)
 REDACTED: Final = "<redacted>"
@@ -47,18 +49,22 @@ Outcome = Literal["answered", "hung", "reset", "client-gone", "cut", "refused", 
 
 @dataclass(frozen=True, slots=True)
 class BackendOutcome:
-    status: int | None = None
-    err: str | None = None
-    error: str | None = None  # a transport failure: the backend gave no answer
+    """What the backend answered (`reply`), or the transport failure (`error`) when it did not."""
+
+    reply: PluginReply | None = None
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        if self.error is not None:
+        if self.error is not None or self.reply is None:
             return {"error": self.error}
-        return {"status": self.status, "err": self.err}
+        return {"status": self.reply.status, "err": self.reply.err}
 
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
+    """One call's record. It keeps the replies themselves: what the log says of them (`err`,
+    `found`) is worked out when the line is written, off the call's path, and only if it is."""
+
     started_at: float  # Unix time
     seq: int
     conn: int
@@ -69,14 +75,21 @@ class CallRecord:
     action: str | None
     forwarded: bool
     backend: BackendOutcome | None
-    reply_status: int | None
-    reply_err: str | None
+    reply: PluginReply | None  # what the daemon was sent
     elapsed: float  # seconds
     retry: bool = False
     outcome: Outcome = "answered"
     opts: dict[str, str] | None = None
-    reply_found: bool | None = None  # Get only: whether the answer carried a volume
     held: str | None = None  # held by a hold rule: how the hold ended (released, timeout, cancelled)
+
+    @property
+    def retained_bytes(self) -> int:
+        """Body bytes this record keeps alive."""
+        size = len(self.reply.body) if self.reply is not None else 0
+        backend = self.backend.reply if self.backend is not None else None
+        if backend is not None and backend is not self.reply:
+            size += len(backend.body)
+        return size
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,11 +113,12 @@ class CallRecord:
         }
 
     def _reply(self) -> dict[str, Any] | None:
-        if self.reply_status is None:
+        if self.reply is None:
             return None
-        reply: dict[str, Any] = {"status": self.reply_status, "err": self.reply_err}
-        if self.reply_found is not None:
-            reply["found"] = self.reply_found
+        reply: dict[str, Any] = {"status": self.reply.status, "err": self.reply.err}
+        if self.operation == "Get":
+            value = self.reply.decoded()
+            reply["found"] = isinstance(value, dict) and isinstance(field_of(value, "Volume"), dict)
         return reply
 
     def to_line(self) -> str:

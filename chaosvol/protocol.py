@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -204,7 +203,7 @@ class PluginReply:
     status: int
     body: bytes
     content_type: str | None = PLUGIN_CONTENT_TYPE
-    _decoded: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # decoded body, err
 
     def __post_init__(self) -> None:
         if not 100 <= self.status <= 599:
@@ -227,23 +226,29 @@ class PluginReply:
 
     def decoded(self) -> Any:
         """The first JSON value of the body, or None when it has none. Computed once."""
-        if not self._decoded:
+        cache = self._cache
+        if "decoded" not in cache:
             try:
-                value = decode_first_json_value(self.body)
+                cache["decoded"] = decode_first_json_value(self.body)
             except (ValueError, UnicodeDecodeError):
-                value = None
-            self._decoded.append(value)
-        return self._decoded[0]
+                cache["decoded"] = None
+        return cache["decoded"]
 
     @property
     def err(self) -> str | None:
-        """The error dockerd would see in this reply, or None for a success.
+        """The error dockerd would see in this reply, or None for a success. Computed once.
 
         A non-200 status is an error even with no `Err` (dockerd then shows the raw body).
         A large success answer (a List of thousands of volumes) that has no `Err` key at all and
         looks like one JSON object is not decoded: the event log asks this of every answer.
         """
-        if self.status == 200 and len(self.body) > _LARGE_BODY and _ERR_KEY.search(self.body) is None:
+        cache = self._cache
+        if "err" not in cache:
+            cache["err"] = self._err()
+        return cache["err"]  # type: ignore[no-any-return]
+
+    def _err(self) -> str | None:
+        if self.status == 200 and len(self.body) > _LARGE_BODY and self.body.lower().find(b'"err"') < 0:
             stripped = self.body.strip()
             if stripped[:1] == b"{" and stripped[-1:] == b"}":
                 return None
@@ -272,7 +277,6 @@ class PluginReply:
 
 
 _LARGE_BODY: Final = 64 * 1024
-_ERR_KEY: Final = re.compile(rb'"[Ee][Rr][Rr]"')
 
 
 def injected_message(operation: Operation, what: str = "failed") -> str:

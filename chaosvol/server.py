@@ -31,7 +31,7 @@ from chaosvol.eventlog import EventLog, RecentEvents
 from chaosvol.events import BackendOutcome, CallRecord, Outcome
 from chaosvol.holds import HoldRegistry
 from chaosvol.profile import Profile
-from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply, field_of
+from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply
 from chaosvol.settings import ServeSettings
 from chaosvol.unix import UnixListener, open_unix_listener
 from chaosvol.wire import Refused, ServerWire, WireState
@@ -40,11 +40,6 @@ log = logging.getLogger(__name__)
 
 RECEIVE_SIZE: Final = 65536
 ACTIVATE_REPLY: Final = PluginReply(200, ACTIVATE_BODY)
-
-
-def _found(reply: PluginReply) -> bool:
-    value = reply.decoded()
-    return isinstance(value, dict) and isinstance(field_of(value, "Volume"), dict)
 
 
 class DockerSide:
@@ -349,13 +344,11 @@ class PluginServer:
                 decision.action,
                 progress.forwarded,
                 progress.backend,
-                reply.status if reply is not None else None,
-                reply.err if reply is not None else None,
+                progress.reply,
                 trio.current_time() - started,
                 call.retry,
                 progress.outcome,
                 call.opts,
-                _found(reply) if reply is not None and call.operation is Operation.GET else None,
                 progress.held,
             )
             self.recent.add(record)
@@ -409,14 +402,13 @@ class PluginServer:
             log.warning("%s: %s", call, exc)
             progress.backend = BackendOutcome(error=str(exc))
             return exc.docker_reply()
-        progress.backend = BackendOutcome(reply.status, reply.err)
+        progress.backend = BackendOutcome(reply)
         return reply
 
     def _record_refused(self, conn: int, target: str | None, error: RequestError) -> None:
         self._seq += 1
         record = CallRecord(
-            time.time(), self._seq, conn, target, None, None, None, None, False, None,
-            error.status_hint, str(error), 0.0, False, "refused",
+            time.time(), self._seq, conn, target, None, None, None, None, False, None, error.docker_reply(), 0.0, False, "refused"
         )
         self.recent.add(record)
         if self.events is not None:

@@ -233,3 +233,28 @@ async def test_events_are_kept_and_a_follower_waits_for_new_ones(autojump_clock:
 async def test_dockerd_activating_the_control_socket_is_told_it_implements_nothing(nursery: trio.Nursery) -> None:
     proxy = await start_proxy(nursery)
     assert await control_call(proxy, "/Plugin.Activate") == (200, {"Implements": []})
+
+
+def test_the_kept_records_are_bounded_by_count_and_by_the_reply_bytes_they_keep_alive() -> None:
+    from chaosvol.eventlog import RecentEvents
+    from chaosvol.events import CallRecord
+
+    def record(seq: int, size: int) -> CallRecord:
+        return CallRecord(0.0, seq, 1, "List", None, None, None, None, True, None, PluginReply(200, b"x" * size), 0.0)
+
+    recent = RecentEvents(size=3, max_bytes=1000)
+    for seq in range(1, 6):
+        recent.add(record(seq, 10))
+    assert [r.seq for r in recent.after(0)] == [3, 4, 5]
+    recent.add(record(6, 900))
+    recent.add(record(7, 900))  # 1,800 bytes: the older big one goes
+    assert [r.seq for r in recent.after(0)] == [7]
+
+
+def test_an_answer_s_err_is_worked_out_only_when_its_line_is_written() -> None:
+    from chaosvol.events import BackendOutcome, CallRecord
+
+    reply = PluginReply(200, b'{"Volumes": [], "Err": ""}\n')
+    record = CallRecord(0.0, 1, 1, "List", None, None, None, None, True, BackendOutcome(reply), reply, 0.0)
+    assert reply._cache == {}  # noqa: SLF001  nothing decoded on the call's path
+    assert record.to_json()["reply"] == {"status": 200, "err": None} and record.retained_bytes == len(reply.body)

@@ -48,7 +48,7 @@ def test_with_fields_replaces_a_key_whatever_its_case() -> None:
 def test_credentials_in_create_options_never_reach_the_event_log_in_clear() -> None:
     from chaosvol.events import CallRecord
 
-    record = CallRecord(0.0, 1, 1, "Create", "v", None, None, None, True, None, 200, None, 0.001,
+    record = CallRecord(0.0, 1, 1, "Create", "v", None, None, None, True, None, PluginReply.ok(), 0.001,
                         opts={"size": "1G", "password": "hunter2", "AccessToken": "t", "sshkey": "k"})
     assert record.to_json()["opts"] == {"size": "1G", "password": "<redacted>", "AccessToken": "<redacted>", "sshkey": "<redacted>"}
     assert "hunter2" not in record.to_line()
@@ -69,7 +69,7 @@ def test_a_large_success_without_err_is_not_decoded_but_a_large_error_is() -> No
 
     volumes = [{"Name": f"v{i:05d}", "Mountpoint": f"/data/v{i:05d}"} for i in range(5000)]
     big = PluginReply(200, _json.dumps({"Volumes": volumes}).encode() + b"\n")
-    assert big.err is None and not big._decoded  # noqa: SLF001  never parsed for the log
+    assert big.err is None and "decoded" not in big._cache  # never parsed for the log
     failing = PluginReply(200, _json.dumps({"Volumes": volumes, "Err": "disk gone"}).encode())
     assert failing.err == "disk gone"
     truncated = PluginReply(200, big.body[: len(big.body) // 2])
