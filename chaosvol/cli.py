@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser(
         "audit",
-        help="compare what dockerd believes with what the backend holds; exit 1 on any inconsistency",
+        help="compare what dockerd (or Podman) believes with what the backend holds; exit 1 on any inconsistency",
         description="Compare dockerd's view of a driver's volumes with the backend's, and with what the event log "
         "says dockerd was told. One line per inconsistency: the kind, the volume, what each side believes. "
         "Exit 0: consistent; 1: inconsistencies found; 2: could not audit. Changes nothing.",
