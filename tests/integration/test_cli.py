@@ -87,6 +87,7 @@ def test_serve_refuses_bad_input_with_one_message_and_exit_2(short_tmp: str) -> 
         (["--profile", "no-such-profile"], "no shipped profile named 'no-such-profile'"),
         (["--backend", "ftp://x"], "unknown scheme 'ftp'"),
         (["--control", f"{short_tmp}/s.sock"], "--control: the control socket cannot be the plugin socket"),
+        (["--rewrite-mountpoints", "srv=/mnt"], "--rewrite-mountpoints: 'srv=/mnt' is not FROM=TO with two absolute paths"),
         (["--control", f"{short_tmp}/{'x' * 120}.sock"], "longer than 107 bytes"),
         (["--socket", f"{short_tmp}/{'x' * 120}.sock"], "longer than 107 bytes"),
     ]:
@@ -239,3 +240,12 @@ def test_podman_register_writes_a_drop_in_and_unregister_removes_it(tmp_path: Pa
     assert removed.returncode == 0 and not (conf / "50-chaosvol-cv.conf").exists()
     again = run("podman", "unregister", "cv", "--conf-dir", str(conf))
     assert (again.returncode, again.stderr.strip()) == (0, "chaosvol podman: nothing to remove for cv")
+
+
+def test_serve_no_control_serves_no_control_socket(short_tmp: str) -> None:
+    with serving("--socket", f"{short_tmp}/p.sock", "--backend", f"builtin:{short_tmp}/v", "--no-control") as process:
+        assert sorted(os.listdir(short_tmp)) == ["p.sock", "v"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    result = run("ctl", "--socket", f"{short_tmp}/p.sock", "status")
+    assert (result.returncode, result.stderr.strip()) == (2, f"chaosvol: no control socket at {short_tmp}/p.ctl.sock: is `chaosvol serve` running with that name?")
