@@ -673,10 +673,9 @@ def _sweep_parser(commands: Any) -> None:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    import dataclasses
     import tempfile
     from pathlib import Path
-
-    import dataclasses
 
     from chaosvol.sweep import Sweep, SweepSpec, check_operation, print_report, sweep_profile
 

@@ -624,6 +624,6 @@ def advice(profile: Profile) -> list[str]:
     for index, rule in enumerate(profile.rules):
         where = f"{rule.position}: " if rule.position is not None else ""
         for action in rule.actions:
-            for text in getattr(action, "advice", lambda: [])():
+            for text in getattr(action, "advice", list)():
                 notes.append(f"{where}rules[{index}] ({rule.name}): warning: {text}")
     return notes

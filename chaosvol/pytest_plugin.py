@@ -82,7 +82,7 @@ class ProxyThread:
     def _run(self) -> None:
         try:
             trio.run(self._main)
-        except BaseException as exc:  # reported by start(), in the test's thread
+        except BaseException as exc:  # noqa: BLE001  reported by start(), in the test's thread
             self._error = exc
         finally:
             self._ready.set()

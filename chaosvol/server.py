@@ -332,7 +332,6 @@ class PluginServer:
             await self.run_plan(call, decision.plan, docker, progress)
         finally:
             self.in_flight -= 1
-            reply = progress.reply
             record = CallRecord(
                 started_at,
                 seq,

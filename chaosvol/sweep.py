@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import trio
+import trio.lowlevel
 import yaml
 
 from chaosvol.audit import Finding, LogView, audit
@@ -166,12 +167,12 @@ class Sweep:
         started = time.monotonic()
         env = dict(os.environ, CHAOSVOL_SWEEP_K=str(k), CHAOSVOL_DRIVER=spec.name)
         exit_status: int | None = None
-        with open(output, "wb") as sink:
+        with open(output, "wb") as sink:  # noqa: ASYNC230  a local file for the child to write to; opening it is instant
             with trio.move_on_after(spec.timeout):
                 done = await trio.run_process(list(spec.command), stdout=sink, stderr=sink, check=False, env=env)
                 exit_status = done.returncode
         result = RunResult(k, exit_status, time.monotonic() - started, output=output)
-        await trio.sleep(0)  # let the event log writer take the last records
+        await trio.lowlevel.checkpoint()  # let the event log writer take the last records
         records = [record.to_json() for record in server.recent.after(first_seq)]
         result.hit = next((r for r in records if r.get("rule") == SWEEP_RULE), None)
         result.matching_calls = server.engine.statistics().rules[SWEEP_RULE].matched
