@@ -455,6 +455,7 @@ def _ctl_parser(commands: Any) -> None:
     where.add_argument("--name", default="chaosvol", help="the proxy's --name (default: chaosvol): its control socket is /run/docker/plugins/NAME.ctl.sock")
     where.add_argument("--socket", metavar="PATH", help="the proxy's plugin socket: the control socket is next to it")
     where.add_argument("--control", metavar="PATH", help="the control socket itself")
+    where.add_argument("--plugin", metavar="NAME", help="chaosvol running as the managed plugin NAME (found through dockerd: DOCKER_HOST)")
     ctl.add_argument("--json", action="store_true", help="print the proxy's JSON answer")
     sub = ctl.add_subparsers(title="commands", metavar="COMMAND", dest="ctl_command", required=True)
     sub.add_parser("status", help="uptime, backend, profile, calls per operation, in flight, held")
@@ -496,6 +497,31 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not {DURATION_FORMS}") from None
 
 
+def _managed_control_path(name: str) -> str:
+    """The control socket of chaosvol running as the managed plugin `name`: in the plugin's
+    socket directory on the host, /run/docker/plugins/<plugin id>/.
+
+    Raises:
+        UsageError: dockerd cannot be reached, or has no such plugin.
+    """
+    import docker
+    from docker.errors import DockerException, NotFound
+
+    from chaosvol.managed import CONTROL_SOCKET
+
+    try:
+        client = docker.from_env()
+        try:
+            ident = client.plugins.get(name).id
+        finally:
+            client.close()
+    except NotFound:
+        raise UsageError(f"--plugin {name}: dockerd has no plugin by that name (docker plugin ls)") from None
+    except DockerException as exc:
+        raise UsageError(f"--plugin {name}: cannot ask dockerd: {exc}") from None
+    return f"/run/docker/plugins/{ident}/{CONTROL_SOCKET.rsplit('/', 1)[-1]}"
+
+
 def _parse_match(items: list[str]) -> tuple[str | None, str | None]:
     """`--match op=List,volume=v*` → ("List", "v*")."""
     found: dict[str, str] = {}
@@ -514,7 +540,7 @@ def run_ctl(args: argparse.Namespace) -> int:
 
     from chaosvol.control import ControlClient, ControlError
 
-    path = args.control or control_path_for(args.socket or default_socket_path(args.name))
+    path = args.control or (_managed_control_path(args.plugin) if args.plugin else control_path_for(args.socket or default_socket_path(args.name)))
     client = ControlClient(path)
     command = args.ctl_command
     try:

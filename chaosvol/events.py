@@ -36,6 +36,7 @@ from chaosvol.protocol import PluginReply, field_of
 # Options whose names look like credentials are never written in clear.
 SECRET_OPTION: Final = re.compile(r"pass|token|secret|key|credential|auth|cert", re.IGNORECASE)
 REDACTED: Final = "<redacted>"
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one, not one per line
 
 
 def redact(opts: dict[str, str] | None) -> dict[str, str] | None:
@@ -122,7 +123,7 @@ class CallRecord:
         return reply
 
     def to_line(self) -> str:
-        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        return _ENCODER.encode(self.to_json()) + "\n"
 
 
 def parse_line(line: str) -> dict[str, Any]:
