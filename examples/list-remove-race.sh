@@ -7,11 +7,12 @@ example_start list-remove-race
 run "$DOCKER" volume create -d "$DRIVER" old
 say "docker volume ls starts; its List is answered by the backend now and the answer is held"
 ( "$DOCKER" volume ls -q > "$WORK/ls.out" ) &
+LS_PID=$!
 run "$CHAOSVOL" ctl --name "$DRIVER" held --wait 30s --match op=List
 run "$DOCKER" volume rm old
 run "$DOCKER" volume create -d "$DRIVER" new
 run "$CHAOSVOL" ctl --name "$DRIVER" release --match op=List
-wait
+wait "$LS_PID"
 say "what that ls printed: the removed volume, not the new one"
 cat "$WORK/ls.out"
 run "$CHAOSVOL" ctl --name "$DRIVER" pause

@@ -6,9 +6,10 @@ example_start plugin-restart
 run "$DOCKER" volume create -d "$DRIVER" --label k=v v1
 say "docker volume ls kills the plugin; its socket is gone for 5 s"
 ( "$DOCKER" volume ls >/dev/null ) &
+LS_PID=$!
 sleep 0.5
 run ls /run/docker/plugins
 say "dockerd retries until the plugin is back"
 run time "$DOCKER" volume inspect v1 --format 'labels={{.Labels}}'
-wait
+wait "$LS_PID"
 audit
