@@ -6,7 +6,7 @@ Installed with chaosvol (the `pytest11` entry point), so the fixtures are there 
   loop) in front of a built-in backend in a temporary directory, or `--chaosvol-backend SPEC`.
   One proxy serves the whole session (dockerd never forgets a plugin it activated, and a dead one
   costs 15 s in every later `docker volume ls`); each test gets it back in pass-through with
-  nothing held, and sees only its own events. Methods: `load(profile)`, `pause()`, `resume()`,
+  nothing held, and sees only its own events. Methods: `load(profile)`, `hold(op, ...)`, `pause()`, `resume()`,
   `enable(rule)`, `disable(rule)`, `rules()`, `held()`, `wait_held(...)`, `release(...)`,
   `events(op=...)`, `backend_volumes()`; attributes `name` (the driver name for
   `docker volume create -d`), `socket`, `control`, `backend`.
@@ -132,6 +132,13 @@ class ChaosvolProxy:
             path = resolve_profile(str(profile))
             text, source = path.read_text(encoding="utf-8"), str(path)
         return self.client.load_text(text, source)
+
+    def hold(self, op: str, *, volume: str | None = None, when: str = "before", timeout: str | None = None) -> dict[str, Any]:
+        """Load a profile that holds every `op` call (on `volume`, a glob, if given) until
+        `release()`: `when="after"` lets the backend act first and holds the answer."""
+        options: dict[str, Any] = {"when": when} | ({"timeout": timeout} if timeout is not None else {})
+        match: dict[str, Any] = {"op": op} | ({"volume": volume} if volume is not None else {})
+        return self.load({"version": 1, "rules": [{"name": "hold", "match": match, "action": {"hold": options}}]})
 
     def pause(self) -> None:
         self.client.pause()

@@ -31,10 +31,7 @@ def test_a_dropped_remove_leaves_the_volume_behind(chaosvol_proxy, chaosvol_dock
 
 
 def test_the_list_remove_race_on_demand(chaosvol_proxy, chaosvol_dockerd):
-    chaosvol_proxy.load({
-        "version": 1,
-        "rules": [{"name": "hold-list", "match": {"op": "List"}, "action": {"hold": {"when": "after"}}}],
-    })
+    chaosvol_proxy.hold("List", when="after")  # the backend answers; the answer waits for release()
     old, new = unique("old"), unique("new")
     chaosvol_dockerd.docker("volume", "create", "-d", chaosvol_proxy.name, old)
     listing = {}
@@ -48,7 +45,7 @@ def test_the_list_remove_race_on_demand(chaosvol_proxy, chaosvol_dockerd):
     ls.join(60)
 
     assert old in listing["out"].split() and new not in listing["out"].split()  # the past
-    chaosvol_proxy.disable("hold-list")
+    chaosvol_proxy.disable("hold")
     now = chaosvol_dockerd.docker("volume", "ls", "-q").stdout.split()
     assert new in now and old not in now  # and right again
     chaosvol_dockerd.docker("volume", "rm", new)

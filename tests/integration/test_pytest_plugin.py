@@ -48,12 +48,12 @@ def test_a_bad_profile_says_where(chaosvol_proxy):
 def test_hold_and_release(chaosvol_proxy):
     import threading
 
-    chaosvol_proxy.load("version: 1\nrules:\n  - {name: h, match: {op: Get}, action: hold}\n")
+    chaosvol_proxy.hold("Get")
     answers = []
     thread = threading.Thread(target=lambda: answers.append(call(chaosvol_proxy.socket, "/VolumeDriver.Get", {"Name": "x"})))
     thread.start()
     (held,) = chaosvol_proxy.wait_held(op="Get", timeout=10)
-    assert (held["op"], held["volume"], held["rule"]) == ("Get", "x", "h") and answers == []
+    assert (held["op"], held["volume"], held["rule"]) == ("Get", "x", "hold") and answers == []
     chaosvol_proxy.release(held["id"])
     thread.join(10)
     assert answers[0][0] == 500 and "no such volume" in answers[0][1]["Err"]
