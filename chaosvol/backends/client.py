@@ -92,13 +92,13 @@ class PluginClient:
 
     async def call(self, call: PluginCall) -> PluginReply:
         timeout = self._timeouts.for_operation(call.operation)
-        # A bare cancel scope rather than trio.fail_after: the same deadline without a generator-
-        # based context manager on every call (it showed in the profile).
-        with trio.CancelScope(deadline=trio.current_time() + timeout):
-            if not self._activated:
-                await self._activate()
-            return await self._exchange(call)
-        raise BackendTimeout(self.name, f"no answer to {call.operation.value} in {timeout:g}s")
+        try:
+            with trio.fail_after(timeout):
+                if not self._activated:
+                    await self._activate()
+                return await self._exchange(call)
+        except trio.TooSlowError as exc:
+            raise BackendTimeout(self.name, f"no answer to {call.operation.value} in {timeout:g}s") from exc
 
     async def _activate(self) -> None:
         async with self._activation_lock:
