@@ -46,6 +46,28 @@ def test_a_rule_that_matches_nothing_changes_no_decision(seed: int, calls: list[
 
 
 @settings(max_examples=300)
+@given(
+    seed=st.integers(min_value=0, max_value=1000),
+    calls=st.lists(st.tuples(plugin_calls(), st.booleans()), max_size=40),
+)
+def test_nothing_fires_while_paused_and_every_rule_counts_each_paused_call_it_matches(
+    seed: int, calls: list[tuple[PluginCall, bool]]
+) -> None:
+    engine = ChaosEngine(FLAKY, seed=seed)
+    counted = {rule.name: 0 for rule in FLAKY.rules}
+    for call, pause in calls:
+        before = {name: r.matched for name, r in engine.statistics().rules.items()}
+        decision = engine.decide(call, now=0.0, paused=pause)
+        after = engine.statistics().rules
+        if pause:
+            assert not decision.injected
+            for rule in FLAKY.rules:
+                expected = 1 if rule.match.matches(call, rule.sees_list_entries) and call.operation in rule.match.operations else 0
+                assert after[rule.name].matched - before[rule.name] == expected
+                counted[rule.name] += expected
+    assert all(engine.statistics().rules[name].matched >= n for name, n in counted.items())
+
+
 @given(st.lists(st.binary(max_size=64), max_size=8))
 def test_any_bytes_into_the_server_wire_give_calls_or_a_request_error(chunks: list[bytes]) -> None:
     wire = ServerWire()
