@@ -91,8 +91,11 @@ def decode_first_json_value(body: bytes) -> Any:
     stripped = text.lstrip()
     if not stripped:
         raise ValueError("empty body")
-    value, _ = json.JSONDecoder().raw_decode(stripped)
+    value, _ = _DECODER.raw_decode(stripped)
     return value
+
+
+_DECODER: Final = json.JSONDecoder()  # one for all: making one per body cost more than the decode
 
 
 def field_of(obj: dict[str, Any], name: str) -> Any:
