@@ -728,6 +728,9 @@ def run_sweep(args: argparse.Namespace) -> int:
         from chaosvol.daemon import daemon_view
 
         daemon_view(spec.docker_host)
+    from chaosvol.unix import check_socket_path
+
+    check_socket_path(spec.socket_path)  # a live proxy on that socket: said now, before any run
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="chaosvol-sweep-"))
     try:
         work.mkdir(parents=True, exist_ok=True)

@@ -249,3 +249,11 @@ def test_serve_no_control_serves_no_control_socket(short_tmp: str) -> None:
         assert process.wait(10) == 0
     result = run("ctl", "--socket", f"{short_tmp}/p.sock", "status")
     assert (result.returncode, result.stderr.strip()) == (2, f"chaosvol: no control socket at {short_tmp}/p.ctl.sock: is `chaosvol serve` running with that name?")
+
+
+def test_sweep_refuses_a_socket_another_proxy_serves_before_running_anything(short_tmp: str) -> None:
+    with serving("--socket", f"{short_tmp}/p.sock", "--backend", f"builtin:{short_tmp}/v"):
+        result = run("sweep", "--socket", f"{short_tmp}/p.sock", "--op", "Remove", "--action", "drop", "--no-audit",
+                      "--work", f"{short_tmp}/work", "--", "true")
+    assert (result.returncode, result.stderr.strip()) == (2, f"chaosvol: another process is serving {short_tmp}/p.sock; stop it first or choose another --name/--socket")
+    assert not os.path.exists(f"{short_tmp}/work")
