@@ -27,8 +27,7 @@ from typing import Any
 import pytest
 
 from tests.support.dockerd import DockerdUnavailable, PrivateDockerd
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.support.policy import unavailable
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,9 +44,7 @@ def dockerd() -> Iterator[PrivateDockerd]:
         daemon = PrivateDockerd.existing(host) if host else PrivateDockerd.start()
         started = None if host else daemon
     except DockerdUnavailable as exc:
-        if IN_CI:
-            pytest.fail(f"end-to-end tests need dockerd, and in CI they must run: {exc}")
-        pytest.skip(f"dockerd unavailable: {exc}")
+        unavailable(f"dockerd unavailable: {exc}")
     try:
         yield daemon
     finally:

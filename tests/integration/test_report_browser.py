@@ -4,7 +4,6 @@ errors and shows every call. In CI a missing chromium is a failure, never a skip
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -12,19 +11,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
-
+from tests.support.policy import unavailable
 from tests.unit.test_report import RECORDS
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        if IN_CI:
-            pytest.fail("chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+        unavailable("chromium is not installed (Debian: apt-get install chromium)")
     return found
 
 
