@@ -223,6 +223,15 @@ class ServerSide(_Wire, Generic[Request]):
             conn.start_next_cycle()
         return data
 
+    def reply_head(self, reply: PluginReply) -> bytes | None:
+        """The head alone of `reply` (the body is then sent as it is, uncopied), and the
+        connection made ready for the next request; None when h11 has the connection (then
+        `reply_bytes()` it is)."""
+        if self._h11 is not None:
+            return None
+        self._awaiting_reply = False
+        return _response_head(reply)
+
     def error_bytes(self, error: RequestError) -> bytes:
         """The answer to a request that broke the connection; send it, then close."""
         if self._h11 is None:
@@ -323,6 +332,16 @@ def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A plain answer's head, as the client fast path read it."""
+
+    end: int  # where the blank line starts
+    total: int  # head and body
+    status: int
+    content_type: str | None
+
+
 class ClientWire(_Wire):
     """The client side of one connection to a backend plugin.
 
@@ -338,7 +357,9 @@ class ClientWire(_Wire):
         self._body = bytearray()
         self._answer_started = False
         self._request: tuple[bytes, list[tuple[bytes, bytes]], bytes] | None = None
-        self._reusable = True
+        self._head: _Head | None = None
+        self._parts: list[bytes | bytearray] = []  # body pieces read after the head
+        self._have = 0  # their length
 
     def request_bytes(self, call: PluginCall, host: bytes) -> bytes:
         """The bytes of `call` as the backend should get them: the daemon's body and headers, our
@@ -356,6 +377,9 @@ class ClientWire(_Wire):
             headers.append((b"Accept", PLUGIN_ACCEPT.encode("ascii")))
         headers.append((b"Content-Length", str(len(call.body)).encode("ascii")))
         self._answer_started = False
+        self._head = None
+        self._parts.clear()
+        self._have = 0
         target = call.operation.target.encode("ascii")
         if self._h11 is None:
             self._request = (target, headers, call.body)  # for h11, should the answer need it
@@ -370,7 +394,12 @@ class ClientWire(_Wire):
 
     def receive_data(self, data: bytes | bytearray) -> None:
         self._answer_started = self._answer_started or bool(data)
-        self._feed(data)
+        if self._head is not None and data and self._h11 is None:
+            # The body of an answer whose head is parsed: kept as it came, joined once at the end.
+            self._parts.append(data)
+            self._have += len(data)
+        else:
+            self._feed(data)
 
     def next_reply(self) -> PluginReply | WireState:
         """The backend's complete answer, or NEED_DATA.
@@ -387,6 +416,39 @@ class ClientWire(_Wire):
         return self._next_h11()
 
     def _next_fast(self) -> PluginReply | WireState | None:
+        buffer = self._buffer
+        head = self._head
+        if head is None:
+            head = self._parse_head()
+            if not isinstance(head, _Head):
+                return head
+            self._head = head
+        have = len(buffer) + self._have
+        if have < head.total:
+            return None if self._eof else WireState.NEED_DATA
+        if have > head.total:
+            return None  # bytes after the answer: h11 decides what they mean
+        if self._parts:
+            body = b"".join([memoryview(buffer)[head.end + 4 :], *self._parts])
+            self._parts.clear()
+            self._have = 0
+        else:
+            body = bytes(memoryview(buffer)[head.end + 4 :])
+        buffer.clear()
+        self._request = None
+        self._head = None
+        return PluginReply(head.status, body, head.content_type)
+
+    @property
+    def expecting(self) -> int:
+        """How many more bytes complete the answer, once its head is in (else 0): a long body
+        is then read in large pieces."""
+        head = self._head
+        return head.total - len(self._buffer) - self._have if head is not None else 0
+
+    def _parse_head(self) -> _Head | WireState | None:
+        """The head of a plain answer, once whole; parsed once, however many reads the body
+        takes (a List of 10,000 volumes is about 60 reads)."""
         buffer = self._buffer
         if not b"HTTP/1.1 ".startswith(bytes(buffer[:9])):
             return None
@@ -409,18 +471,15 @@ class ClientWire(_Wire):
         content_type = next((value.decode("latin-1") for name, value in headers if name == b"content-type"), None)
         if length > MAX_REPLY_BODY:
             return None
-        total = end + 4 + length
-        if len(buffer) < total:
-            return None if self._eof else WireState.NEED_DATA
-        if len(buffer) > total:
-            return None  # bytes after the answer: h11 decides what they mean
-        body = bytes(buffer[end + 4 : total])
-        buffer.clear()
-        self._request = None
-        return PluginReply(status, body, content_type)
+        return _Head(end, end + 4 + length, status, content_type)
 
     def _fall_back(self) -> None:
         """Hand the answer to h11, after telling it which request it answers."""
+        if self._parts:
+            self._buffer += b"".join(self._parts)
+            self._parts.clear()
+            self._have = 0
+        self._head = None
         conn = _client_h11()
         if self._request is not None:
             target, headers, body = self._request

@@ -42,6 +42,9 @@ DEFAULT_TIMEOUT_LONG: Final = 120.0 + 10.0
 DEFAULT_TIMEOUT_SHORT: Final = 60.0 + 10.0
 # Idle connections kept per backend; dockerd itself keeps 2, we serve many daemons' bursts.
 MAX_IDLE: Final = 64
+# Reads: 64 KiB, or up to 1 MiB at a time once a long answer's length is known.
+RECEIVE_SIZE: Final = 65536
+MAX_RECEIVE_SIZE: Final = 1024 * 1024
 _RETRYABLE_CONNECT: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN})
 _POLL_CLOSED: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | getattr(select, "POLLRDHUP", 0)
 
@@ -141,7 +144,7 @@ class PluginClient:
             while True:
                 reply = wire.next_reply()
                 if reply is WireState.NEED_DATA:
-                    wire.receive_data(await connection.stream.receive_some(65536))
+                    wire.receive_data(await connection.stream.receive_some(max(RECEIVE_SIZE, min(wire.expecting, MAX_RECEIVE_SIZE))))
                     continue
                 assert isinstance(reply, PluginReply)
                 break

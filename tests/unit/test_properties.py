@@ -164,6 +164,7 @@ ANSWERS = st.one_of(
         b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}",
         b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"Volumes\":[]}\nHTTP/1.1 200 OK\r\n",
         b"SSH-2.0-OpenSSH\r\n\r\n",
     ]),
     st.binary(max_size=30),

@@ -163,3 +163,19 @@ def test_client_wire_reports_a_close_before_any_answer() -> None:
     with pytest.raises(h11.RemoteProtocolError):
         wire.next_reply()
     assert not wire.got_any_response
+
+
+def test_client_wire_reads_a_long_answer_in_pieces_and_then_the_next_one() -> None:
+    body = b'{"Volumes":[' + b",".join(b'{"Name":"v%d"}' % i for i in range(5000)) + b'],"Err":""}\n'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    wire = ClientWire()
+    for _ in range(2):  # the same connection, reused: nothing of the first answer is left over
+        wire.request_bytes(PluginCall.build(Operation.LIST), b"")
+        pieces = [answer[i : i + 7000] for i in range(0, len(answer), 7000)]
+        for piece in pieces[:-1]:
+            wire.receive_data(piece)
+            assert wire.next_reply() is WireState.NEED_DATA
+        assert 0 < wire.expecting <= 7000  # the length is known: the caller may read the rest at once
+        wire.receive_data(pieces[-1])
+        assert wire.next_reply() == PluginReply(200, body, "application/json")
+        assert wire.expecting == 0 and wire.reusable
