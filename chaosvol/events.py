@@ -37,6 +37,7 @@ from chaosvol.protocol import PluginReply, field_of
 SECRET_OPTION: Final = re.compile(r"pass|token|secret|key|credential|auth|cert", re.IGNORECASE)
 REDACTED: Final = "<redacted>"
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one, not one per line
+_encode_string: Final = json.encoder.encode_basestring  # what _ENCODER does to a str (C, when built)
 
 
 def redact(opts: dict[str, str] | None) -> dict[str, str] | None:
@@ -118,12 +119,49 @@ class CallRecord:
             return None
         reply: dict[str, Any] = {"status": self.reply.status, "err": self.reply.err}
         if self.operation == "Get":
-            value = self.reply.decoded()
-            reply["found"] = isinstance(value, dict) and isinstance(field_of(value, "Volume"), dict)
+            reply["found"] = _found(self.reply)
         return reply
 
     def to_line(self) -> str:
-        return _ENCODER.encode(self.to_json()) + "\n"
+        """`to_json()` as one compact JSON line, byte for byte what the json module writes for it
+        (tests/unit/test_events.py checks that on generated records), built directly: a third of
+        the time, and the event log writes one per call."""
+        reply = self.reply
+        if reply is None:
+            reply_text = "null"
+        else:
+            reply_text = f'{{"status":{reply.status},"err":{_string(reply.err)}'
+            if self.operation == "Get":
+                reply_text += ',"found":true}' if _found(reply) else ',"found":false}'
+            else:
+                reply_text += "}"
+        backend = self.backend
+        if backend is None:
+            backend_text = "null"
+        elif backend.error is not None or backend.reply is None:
+            backend_text = f'{{"error":{_string(backend.error)}}}'
+        else:
+            backend_text = f'{{"status":{backend.reply.status},"err":{_string(backend.reply.err)}}}'
+        opts = "null" if self.opts is None else _ENCODER.encode(redact(self.opts))
+        return (
+            f'{{"t":"{_timestamp(self.started_at)}","seq":{self.seq},"conn":{self.conn},'
+            f'"op":{_string(self.operation)},"volume":{_string(self.volume)},"mount_id":{_string(self.mount_id)},'
+            f'"rule":{_string(self.rule)},"action":{_string(self.action)},'
+            f'"forwarded":{"true" if self.forwarded else "false"},"backend":{backend_text},"reply":{reply_text},'
+            f'"ms":{round(self.elapsed * 1000, 3)!r},"retry":{"true" if self.retry else "false"},'
+            f'"outcome":{_string(self.outcome)},"injected":{"false" if self.rule is None else "true"},'
+            f'"opts":{opts},"held":{_string(self.held)}}}\n'
+        )
+
+
+def _found(reply: PluginReply) -> bool:
+    """Whether a Get answer carried a volume."""
+    value = reply.decoded()
+    return isinstance(value, dict) and isinstance(field_of(value, "Volume"), dict)
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value)
 
 
 def parse_line(line: str) -> dict[str, Any]:

@@ -242,8 +242,9 @@ class PluginReply:
         """The error dockerd would see in this reply, or None for a success. Computed once.
 
         A non-200 status is an error even with no `Err` (dockerd then shows the raw body).
-        A large success answer (a List of thousands of volumes) that has no `Err` key at all and
-        looks like one JSON object is not decoded: the event log asks this of every answer.
+        A large success answer (a List of thousands of volumes) that ends with an empty `Err`, or
+        has no `Err` key at all, and looks like one JSON object is not decoded: the event log asks
+        this of every answer.
         """
         cache = self._cache
         if "err" not in cache:
@@ -251,9 +252,13 @@ class PluginReply:
         return cache["err"]  # type: ignore[no-any-return]
 
     def _err(self) -> str | None:
-        if self.status == 200 and len(self.body) > _LARGE_BODY and self.body.lower().find(b'"err"') < 0:
+        if self.status == 200 and len(self.body) > _LARGE_BODY:
+            # A JSON object whose last member is `"Err":""` (how Go plugins end every answer),
+            # or that has no Err key at all, is a success without decoding it: in valid JSON those
+            # closing bytes can only be the top-level object's last member, and Go's decoder
+            # keeps the last of duplicate keys.
             stripped = self.body.strip()
-            if stripped[:1] == b"{" and stripped[-1:] == b"}":
+            if stripped[:1] == b"{" and (stripped.endswith(b',"Err":""}') or (stripped[-1:] == b"}" and self.body.lower().find(b'"err"') < 0)):
                 return None
         value = self.decoded()
         message = field_of(value, "Err") if isinstance(value, dict) else None

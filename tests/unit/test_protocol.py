@@ -74,3 +74,8 @@ def test_a_large_success_without_err_is_not_decoded_but_a_large_error_is() -> No
     assert failing.err == "disk gone"
     truncated = PluginReply(200, big.body[: len(big.body) // 2])
     assert truncated.err == "undecodable body"
+    go_style = PluginReply(200, _json.dumps({"Volumes": volumes, "Err": ""}, separators=(",", ":")).encode() + b"\n")
+    assert go_style.err is None and "decoded" not in go_style._cache
+    # An empty Err that closes a nested object proves nothing: the answer is decoded.
+    nested = PluginReply(200, _json.dumps({"Err": "disk gone", "Volumes": volumes, "x": {"a": 1, "Err": ""}}, separators=(",", ":")).encode())
+    assert nested.err == "disk gone"
