@@ -145,7 +145,7 @@ class ControlServer:
                     task_status.started(self)
                     while True:
                         try:
-                            stream = await listener.listener.accept()
+                            stream = await listener.accept()
                         except OSError as exc:
                             log.error("control: cannot accept: %s; retrying in 100ms", exc.strerror or exc)
                             await trio.sleep(0.1)

@@ -20,6 +20,7 @@ from typing import Final
 import trio
 
 from chaosvol.errors import UsageError
+from chaosvol.streams import SocketStream
 
 # 512: dockerd's start-up burst opened 35 connections at once and a backlog of 5 overflowed
 # (dockerd-behaviour.md §4.13); the kernel caps this at net.core.somaxconn anyway.
@@ -28,11 +29,40 @@ DEFAULT_BACKLOG: Final = 512
 MAX_SOCKET_PATH: Final = 107
 
 
+# accept(2) errors that concern one connection that is already gone, not the listener (as trio).
+_GONE_BEFORE_ACCEPT: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+
+
 class UnixListener:
-    def __init__(self, listener: trio.SocketListener, path: str, identity: tuple[int, int]) -> None:
-        self.listener = listener
+    def __init__(self, sock: socket.socket, path: str, identity: tuple[int, int]) -> None:
+        sock.setblocking(False)
+        self.socket = sock
         self.path = path
         self._identity = identity
+        self._closed = False
+
+    async def accept(self) -> SocketStream:
+        """The next connection, as a chaosvol SocketStream.
+
+        Raises:
+            OSError: EMFILE, ENFILE, ENOBUFS, ENOMEM: out of resources for now (retry later).
+            trio.ClosedResourceError: the listener was closed.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                sock, _ = self.socket.accept()
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.socket)
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    raise trio.ClosedResourceError("the listener was closed") from exc
+                if exc.errno in _GONE_BEFORE_ACCEPT:
+                    continue
+                raise
+            await trio.lowlevel.cancel_shielded_checkpoint()  # a burst of connections shares the loop
+            return SocketStream(sock)
 
     def unlink(self) -> None:
         """Remove the socket file if it is still the one we created."""
@@ -48,7 +78,11 @@ class UnixListener:
 
     async def aclose(self) -> None:
         self.unlink()
-        await self.listener.aclose()
+        if not self._closed:
+            self._closed = True
+            trio.lowlevel.notify_closing(self.socket)
+            self.socket.close()
+        await trio.lowlevel.checkpoint()
 
 
 def check_socket_path(path: str) -> None:
@@ -100,9 +134,9 @@ async def open_unix_listener(path: str, *, mode: int = 0o660, backlog: int = DEF
     if len(os.fsencode(temporary)) > MAX_SOCKET_PATH:
         os.rmdir(private)
         raise UsageError(f"socket path {path!r} leaves no room for a temporary name next to it; use a shorter path")
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        await sock.bind(temporary)
+        sock.bind(temporary)
         os.chmod(temporary, mode)
         sock.listen(backlog)
         os.rename(temporary, path)
@@ -112,4 +146,5 @@ async def open_unix_listener(path: str, *, mode: int = 0o660, backlog: int = DEF
         raise UsageError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(private, ignore_errors=True)
-    return UnixListener(trio.SocketListener(sock), path, (info.st_dev, info.st_ino))
+    await trio.lowlevel.checkpoint()
+    return UnixListener(sock, path, (info.st_dev, info.st_ino))

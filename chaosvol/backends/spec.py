@@ -31,6 +31,7 @@ from chaosvol.backends import Backend, Connector
 from chaosvol.backends.client import ClientTimeouts, PluginClient
 from chaosvol.backends.directory import DirectoryBackend
 from chaosvol.errors import UsageError
+from chaosvol.streams import open_unix_stream
 
 DEFAULT_BACKEND: Final = "builtin:/var/lib/chaosvol/volumes"
 SOCKET_DIR: Final = Path("/run/docker/plugins")
@@ -49,7 +50,7 @@ class Address:
 
     def connector(self) -> Connector:
         if self.path is not None:
-            return partial(trio.open_unix_socket, self.path)
+            return partial(open_unix_stream, self.path)
         assert self.host is not None and self.port is not None
         return partial(trio.open_tcp_stream, self.host, self.port)
 
