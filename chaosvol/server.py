@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, assert_never
+from typing import Final, assert_never, overload
 
 import trio
 
-from chaosvol.backends import Backend
+from chaosvol.backends import AnswerSink, Backend
 from chaosvol.control import ControlServer
 from chaosvol.effects import Crash, Forward, Hang, Hold, Plan, Reply, Reset, Rewrite, Sleep
 from chaosvol.engine import ChaosEngine
@@ -56,11 +57,11 @@ class DockerSide:
     async def send(self, reply: PluginReply) -> bool:
         """Send the answer; False when the daemon had already hung up (normal after its timeout,
         and for Podman, which closes without reading some answers)."""
-        if len(reply.body) >= LARGE_BODY and (head := self.wire.reply_head(reply)) is not None:
+        if len(reply.body) >= LARGE_BODY and (head := self.wire.reply_head(reply.status, reply.content_type, len(reply.body))) is not None:
             return await self.send_raw(head) and await self.send_raw(reply.body)
         return await self.send_raw(self.wire.reply_bytes(reply))
 
-    async def send_raw(self, data: bytes) -> bool:
+    async def send_raw(self, data: bytes | bytearray) -> bool:
         try:
             await self.stream.send_all(data)
         except BaseException as exc:
@@ -84,6 +85,29 @@ class DockerSide:
         except trio.BrokenResourceError:
             pass
         self.open = False
+
+
+class _PassOn:
+    """An AnswerSink that writes a long backend answer on to the daemon as it arrives."""
+
+    __slots__ = ("docker", "gone", "started")
+
+    def __init__(self, docker: DockerSide) -> None:
+        self.docker = docker
+        self.started = False  # the head went out: the answer is the daemon's now, whatever happens
+        self.gone = False  # the daemon hung up meanwhile (the rest is read, not sent)
+
+    async def begin(self, status: int, content_type: str | None, length: int) -> bool:
+        head = self.docker.wire.reply_head(status, content_type, length)
+        if head is None:
+            return False  # h11 has this connection: the answer is sent whole, as usual
+        self.started = True
+        self.gone = not await self.docker.send_raw(head)
+        return True
+
+    async def body(self, data: bytes | bytearray) -> None:
+        if not self.gone:
+            self.gone = not await self.docker.send_raw(data)
 
 
 @dataclass(slots=True)
@@ -124,6 +148,10 @@ class PluginServer:
         """
         self.settings = settings
         self.backend = backend
+        # A backend that can pass long answers on as they arrive (PluginClient) gets to.
+        self._streaming_backend: Callable[[PluginCall, AnswerSink], Awaitable[PluginReply]] | None = getattr(
+            backend, "call_streaming", None
+        )
         self.engine = engine
         self.events = events
         self.seed_override = seed_override
@@ -368,6 +396,18 @@ class PluginServer:
         reply: PluginReply | None = None
         for effect in plan.effects:
             match effect:
+                case Forward() if effect is plan.effects[-1] and self._streaming_backend is not None:
+                    # Nothing comes after: a long answer goes on to the daemon as it arrives.
+                    sink = _PassOn(docker)
+                    reply = await self.forward(call, progress, sink)
+                    if sink.started:
+                        if reply is None:  # the backend failed with half its answer sent on
+                            await docker.reset()
+                            progress.outcome = "reset"
+                        else:
+                            progress.reply = reply
+                            progress.outcome = "client-gone" if sink.gone else "answered"
+                        return
                 case Forward():
                     reply = await self.forward(call, progress)
                 case Sleep(seconds=seconds):
@@ -400,17 +440,30 @@ class PluginServer:
         progress.reply = reply
         progress.outcome = "answered" if await docker.send(reply) else "client-gone"
 
-    async def forward(self, call: PluginCall, progress: _CallProgress) -> PluginReply:
-        """The backend's answer, or the honest error that names it. Activate is ours to answer."""
+    @overload
+    async def forward(self, call: PluginCall, progress: _CallProgress) -> PluginReply: ...
+
+    @overload
+    async def forward(self, call: PluginCall, progress: _CallProgress, sink: _PassOn) -> PluginReply | None: ...
+
+    async def forward(self, call: PluginCall, progress: _CallProgress, sink: _PassOn | None = None) -> PluginReply | None:
+        """The backend's answer, or the honest error that names it. Activate is ours to answer.
+
+        With a sink, a long answer may go on to the daemon as it arrives (`sink.started`); a
+        backend failing after that gives None: the daemon has half an answer, no error can follow.
+        """
         if call.operation is Operation.ACTIVATE:
             return ACTIVATE_REPLY
         progress.forwarded = True
         try:
-            reply = await self.backend.call(call)
+            if sink is not None and self._streaming_backend is not None:
+                reply = await self._streaming_backend(call, sink)
+            else:
+                reply = await self.backend.call(call)
         except BackendError as exc:
             log.warning("%s: %s", call, exc)
             progress.backend = BackendOutcome(error=str(exc))
-            return exc.docker_reply()
+            return None if sink is not None and sink.started else exc.docker_reply()
         progress.backend = BackendOutcome(reply)
         return reply
 

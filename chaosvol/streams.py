@@ -29,7 +29,7 @@ DEFAULT_RECEIVE_SIZE: Final = 65536
 
 
 class SocketStream(trio.abc.Stream):
-    __slots__ = ("socket", "_closed")
+    __slots__ = ("_closed", "socket")
 
     def __init__(self, sock: stdlib_socket.socket) -> None:
         sock.setblocking(False)

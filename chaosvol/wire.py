@@ -213,7 +213,7 @@ class ServerSide(_Wire, Generic[Request]):
             return _response_head(reply) + reply.body
         headers = [(b"Content-Length", str(len(reply.body)).encode("ascii"))]
         if reply.content_type is not None:
-            headers.insert(0, (b"Content-Type", reply.content_type.encode("ascii")))
+            headers.insert(0, (b"Content-Type", reply.content_type.encode("latin-1")))
         conn = self._h11
         data = conn.send(h11.Response(status_code=reply.status, headers=headers, reason=_REASONS.get(reply.status, b"")))
         if reply.body:
@@ -223,14 +223,14 @@ class ServerSide(_Wire, Generic[Request]):
             conn.start_next_cycle()
         return data
 
-    def reply_head(self, reply: PluginReply) -> bytes | None:
-        """The head alone of `reply` (the body is then sent as it is, uncopied), and the
-        connection made ready for the next request; None when h11 has the connection (then
-        `reply_bytes()` it is)."""
+    def reply_head(self, status: int, content_type: str | None, length: int) -> bytes | None:
+        """The head alone of an answer whose body is sent as it is after it (uncopied, or as it
+        comes from the backend), and the connection made ready for the next request; None when
+        h11 has the connection (then `reply_bytes()` it is)."""
         if self._h11 is not None:
             return None
         self._awaiting_reply = False
-        return _response_head(reply)
+        return _head_bytes(status, content_type, length)
 
     def error_bytes(self, error: RequestError) -> bytes:
         """The answer to a request that broke the connection; send it, then close."""
@@ -316,10 +316,14 @@ def _plugin_call(target_bytes: bytes, method: bytes, headers: list[tuple[bytes, 
 
 def _response_head(reply: PluginReply, *, close: bool = False) -> bytes:
     """What h11 writes for our answers, without h11: status line, our headers, blank line."""
-    head = b"HTTP/1.1 %d %s\r\n" % (reply.status, _REASONS.get(reply.status, b""))
-    if reply.content_type is not None:
-        head += b"Content-Type: " + reply.content_type.encode("ascii") + b"\r\n"
-    head += b"Content-Length: %d\r\n" % len(reply.body)
+    return _head_bytes(reply.status, reply.content_type, len(reply.body), close=close)
+
+
+def _head_bytes(status: int, content_type: str | None, length: int, *, close: bool = False) -> bytes:
+    head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
+    if content_type is not None:
+        head += b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
+    head += b"Content-Length: %d\r\n" % length
     if close:
         head += b"Connection: close\r\n"
     return head + b"\r\n"
@@ -333,13 +337,18 @@ def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Head:
+class AnswerHead:
     """A plain answer's head, as the client fast path read it."""
 
     end: int  # where the blank line starts
     total: int  # head and body
     status: int
     content_type: str | None
+
+    @property
+    def length(self) -> int:
+        """The body's length (its Content-Length)."""
+        return self.total - self.end - 4
 
 
 class ClientWire(_Wire):
@@ -357,7 +366,7 @@ class ClientWire(_Wire):
         self._body = bytearray()
         self._answer_started = False
         self._request: tuple[bytes, list[tuple[bytes, bytes]], bytes] | None = None
-        self._head: _Head | None = None
+        self._head: AnswerHead | None = None
         self._parts: list[bytes | bytearray] = []  # body pieces read after the head
         self._have = 0  # their length
 
@@ -419,10 +428,10 @@ class ClientWire(_Wire):
         buffer = self._buffer
         head = self._head
         if head is None:
-            head = self._parse_head()
-            if not isinstance(head, _Head):
-                return head
-            self._head = head
+            parsed = self._parse_head()
+            if not isinstance(parsed, AnswerHead):
+                return parsed
+            head = self._head = parsed
         have = len(buffer) + self._have
         if have < head.total:
             return None if self._eof else WireState.NEED_DATA
@@ -440,13 +449,25 @@ class ClientWire(_Wire):
         return PluginReply(head.status, body, head.content_type)
 
     @property
+    def head(self) -> AnswerHead | None:
+        """The head of the answer being read, once the fast path has it whole."""
+        return self._head
+
+    def body_so_far(self) -> bytes:
+        """The body bytes of the answer being read that have arrived (with `head`)."""
+        head = self._head
+        if head is None:
+            return b""
+        return b"".join([memoryview(self._buffer)[head.end + 4 :], *self._parts])
+
+    @property
     def expecting(self) -> int:
         """How many more bytes complete the answer, once its head is in (else 0): a long body
         is then read in large pieces."""
         head = self._head
         return head.total - len(self._buffer) - self._have if head is not None else 0
 
-    def _parse_head(self) -> _Head | WireState | None:
+    def _parse_head(self) -> AnswerHead | WireState | None:
         """The head of a plain answer, once whole; parsed once, however many reads the body
         takes (a List of 10,000 volumes is about 60 reads)."""
         buffer = self._buffer
@@ -471,7 +492,7 @@ class ClientWire(_Wire):
         content_type = next((value.decode("latin-1") for name, value in headers if name == b"content-type"), None)
         if length > MAX_REPLY_BODY:
             return None
-        return _Head(end, end + 4 + length, status, content_type)
+        return AnswerHead(end, end + 4 + length, status, content_type)
 
     def _fall_back(self) -> None:
         """Hand the answer to h11, after telling it which request it answers."""

@@ -26,7 +26,7 @@ from typing import Final
 import h11
 import trio
 
-from chaosvol.backends import Connector
+from chaosvol.backends import AnswerSink, Connector
 from chaosvol.errors import BackendError, BackendProtocolError, BackendTimeout, BackendUnavailable
 from chaosvol.protocol import Operation, PluginCall, PluginReply, field_of
 from chaosvol.wire import ClientWire, WireState
@@ -42,6 +42,9 @@ DEFAULT_TIMEOUT_LONG: Final = 120.0 + 10.0
 DEFAULT_TIMEOUT_SHORT: Final = 60.0 + 10.0
 # Idle connections kept per backend; dockerd itself keeps 2, we serve many daemons' bursts.
 MAX_IDLE: Final = 64
+# An answer this long is passed on as it arrives when the caller can take it (call_streaming):
+# store and forward made a List of 10,000 volumes (870 KB) take twice as long as without the proxy.
+STREAM_FROM: Final = 64 * 1024
 # Reads: 64 KiB, or up to 1 MiB at a time once a long answer's length is known.
 RECEIVE_SIZE: Final = 65536
 MAX_RECEIVE_SIZE: Final = 1024 * 1024
@@ -94,12 +97,17 @@ class PluginClient:
         self._closed = False
 
     async def call(self, call: PluginCall) -> PluginReply:
+        return await self.call_streaming(call, None)
+
+    async def call_streaming(self, call: PluginCall, sink: AnswerSink | None) -> PluginReply:
+        """`call()`, passing an answer of STREAM_FROM bytes or more on to `sink` as it arrives
+        (see AnswerSink)."""
         timeout = self._timeouts.for_operation(call.operation)
         # A bare scope: trio.fail_after wraps the same in a generator, 4 us more a call.
         with trio.CancelScope(deadline=trio.current_time() + timeout):
             if not self._activated:
                 await self._activate()
-            return await self._exchange(call)
+            return await self._exchange(call, sink)
         raise BackendTimeout(self.name, f"no answer to {call.operation.value} in {timeout:g}s")
 
     async def _activate(self) -> None:
@@ -116,22 +124,24 @@ class PluginClient:
                 )
             self._activated = True
 
-    async def _exchange(self, call: PluginCall) -> PluginReply:
+    async def _exchange(self, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
         connection = await self._take_connection()
         try:
             try:
-                return await self._round_trip(connection, call)
+                return await self._round_trip(connection, call, sink)
             except _NothingSent:
                 await connection.stream.aclose()
                 connection = await self._connect()
-                return await self._round_trip(connection, call)
+                return await self._round_trip(connection, call, sink)
         except BaseException:
             connection.wire = ClientWire()  # never reuse a connection an exchange broke off
             await trio.aclose_forcefully(connection.stream)
             raise
 
-    async def _round_trip(self, connection: _Connection, call: PluginCall) -> PluginReply:
+    async def _round_trip(self, connection: _Connection, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
         wire = connection.wire
+        streaming: AnswerSink | None = None  # the sink, once it took the answer
+        to_pass_on = 0  # body bytes it still gets
         data = wire.request_bytes(call, self._host)
         try:
             await connection.stream.send_all(data)
@@ -143,7 +153,15 @@ class PluginClient:
             while True:
                 reply = wire.next_reply()
                 if reply is WireState.NEED_DATA:
-                    wire.receive_data(await connection.stream.receive_some(max(RECEIVE_SIZE, min(wire.expecting, MAX_RECEIVE_SIZE))))
+                    if sink is not None and wire.head is not None:
+                        streaming, to_pass_on = await _pass_on(sink, wire)
+                        sink = None  # asked once
+                    received = await connection.stream.receive_some(max(RECEIVE_SIZE, min(wire.expecting, MAX_RECEIVE_SIZE)))
+                    wire.receive_data(received)
+                    if streaming is not None and to_pass_on > 0 and received:
+                        piece = received[:to_pass_on] if len(received) > to_pass_on else received
+                        to_pass_on -= len(piece)
+                        await streaming.body(piece)
                     continue
                 assert isinstance(reply, PluginReply)
                 break
@@ -192,6 +210,18 @@ class PluginClient:
         idle, self._idle = self._idle, []
         for connection in idle:
             await trio.aclose_forcefully(connection.stream)
+
+
+async def _pass_on(sink: AnswerSink, wire: ClientWire) -> tuple[AnswerSink | None, int]:
+    """Offer a long answer whose head is in to `sink`: the sink and the body bytes it still
+    needs when it took it, else (None, 0)."""
+    head = wire.head
+    if head is None or head.length < STREAM_FROM or not await sink.begin(head.status, head.content_type, head.length):
+        return None, 0
+    so_far = wire.body_so_far()
+    if so_far:
+        await sink.body(so_far)
+    return sink, head.length - len(so_far)
 
 
 def _still_open(stream: trio.abc.Stream) -> bool:

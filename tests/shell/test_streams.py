@@ -8,6 +8,7 @@ import socket
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from chaosvol.streams import SocketStream, open_unix_stream
@@ -29,7 +30,7 @@ async def test_a_large_write_to_a_slow_reader_arrives_whole_and_in_order() -> No
         while len(received) < len(data):
             await trio.lowlevel.wait_readable(peer)
             received.extend(peer.recv(65536))
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read_slowly)
