@@ -253,13 +253,15 @@ class PluginReply:
 
     def _err(self) -> str | None:
         if self.status == 200 and len(self.body) > _LARGE_BODY:
-            # A JSON object whose last member is `"Err":""` (how Go plugins end every answer),
-            # or that has no Err key at all, is a success without decoding it: in valid JSON those
-            # closing bytes can only be the top-level object's last member, and Go's decoder
-            # keeps the last of duplicate keys.
+            # A JSON object with no Err key at all, or whose one Err key is its last member and
+            # empty (how Go plugins end every answer), is a success without decoding it: in
+            # valid JSON those closing bytes can only be the top-level object's last member, and
+            # with no other "err" anywhere no earlier value can carry one.
             stripped = self.body.strip()
-            if stripped[:1] == b"{" and (stripped.endswith(b',"Err":""}') or (stripped[-1:] == b"}" and self.body.lower().find(b'"err"') < 0)):
-                return None
+            if stripped[:1] == b"{" and stripped[-1:] == b"}":
+                errs = self.body.lower().count(b'"err"')
+                if errs == 0 or (errs == 1 and stripped.endswith(b',"Err":""}')):
+                    return None
         value = self.decoded()
         message = field_of(value, "Err") if isinstance(value, dict) else None
         if isinstance(message, str) and message:

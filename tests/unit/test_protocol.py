@@ -76,6 +76,9 @@ def test_a_large_success_without_err_is_not_decoded_but_a_large_error_is() -> No
     assert truncated.err == "undecodable body"
     go_style = PluginReply(200, _json.dumps({"Volumes": volumes, "Err": ""}, separators=(",", ":")).encode() + b"\n")
     assert go_style.err is None and "decoded" not in go_style._cache
+    # Two values in one body: Go's decoder reads the first, and so do we.
+    two_values = PluginReply(200, _json.dumps({"Volumes": volumes, "Err": "disk gone"}).encode() + b'{"a":1,"Err":""}')
+    assert two_values.err == "disk gone"
     # An empty Err that closes a nested object proves nothing: the answer is decoded.
     nested = PluginReply(200, _json.dumps({"Err": "disk gone", "Volumes": volumes, "x": {"a": 1, "Err": ""}}, separators=(",", ":")).encode())
     assert nested.err == "disk gone"
