@@ -148,17 +148,23 @@ def throughput_figures(sockets: dict[str, str], seconds: float) -> tuple[dict[st
 
 
 def delayed_figure(work: Path, backend: str, calls: int) -> dict[str, float]:
+    """`calls` calls sent at once, each delayed 100 ms; and, for scale, the same burst through a
+    proxy with no rule: most of the error is the time the proxy takes to get through the burst,
+    which the delay cannot hide."""
     profile = work / "delay.yaml"
     profile.write_text("version: 1\nrules:\n  - {match: {op: Get}, action: {delay: {duration: 100ms}}}\n")
-    sock = f"{work}/delay.sock"
-    process = chaosvol_serve(sock, f"unix://{backend}", "--profile", str(profile))
-    try:
-        result = load(sock, "--connections", str(calls), "--once")
-    finally:
-        stop(process)
-    errors = [abs(latency - 100.0) for latency in result["latencies_ms"]]
-    return {"calls": calls, "answered": result["calls"], "p99_abs_error_ms": round(percentile(errors, 0.99), 3),
-            "max_abs_error_ms": round(max(errors), 3)}
+    results = {}
+    for name, extra in (("delayed", ["--profile", str(profile)]), ("undelayed", [])):
+        sock = f"{work}/{name}.sock"
+        process = chaosvol_serve(sock, f"unix://{backend}", *extra)
+        try:
+            results[name] = load(sock, "--connections", str(calls), "--once")
+        finally:
+            stop(process)
+    errors = [abs(latency - 100.0) for latency in results["delayed"]["latencies_ms"]]
+    return {"calls": calls, "answered": results["delayed"]["calls"], "p99_abs_error_ms": round(percentile(errors, 0.99), 3),
+            "max_abs_error_ms": round(max(errors), 3),
+            "undelayed_p99_ms": round(percentile(results["undelayed"]["latencies_ms"], 0.99), 3)}
 
 
 def list_figure(sockets: dict[str, str], calls: int) -> dict[str, float]:
@@ -280,9 +286,10 @@ def table(results: dict[str, Any]) -> str:
     row("added latency at 8 connections", f"p50 {p50:.3f} ms, p99 {p99:.3f} ms", "p99 <= 0.5 ms", p99 <= 0.5)
     for name, label in (("rules100", "100 non-firing rules"), ("events", "event log to a file")):
         loss = 1 - t[name]["calls_per_s_at_8"] / t["chaosvol"]["calls_per_s_at_8"]
-        row(label, f"{t[name]['calls_per_s_at_8']:.0f}/s, {loss * 100:+.1f} % below pass-through", "<= 10 % below", loss <= 0.10)
+        where = f"{loss * 100:.1f} % below" if loss >= 0 else f"{-loss * 100:.1f} % above"
+        row(label, f"{t[name]['calls_per_s_at_8']:.0f}/s, {where} pass-through", "<= 10 % below", loss <= 0.10)
     d = results["delayed"]
-    row(f"{d['calls']} concurrent calls delayed 100 ms", f"{d['answered']} answered, p99 |error| {d['p99_abs_error_ms']:.2f} ms", "all; p99 <= 5 ms", d["answered"] == d["calls"] and d["p99_abs_error_ms"] <= 5)
+    row(f"{d['calls']} concurrent calls delayed 100 ms", f"{d['answered']} answered, p99 |error| {d['p99_abs_error_ms']:.2f} ms (same burst undelayed: p99 {d['undelayed_p99_ms']:.1f} ms)", "all; p99 <= 5 ms", d["answered"] == d["calls"] and d["p99_abs_error_ms"] <= 5)
     li = results["list"]
     row("List of 10,000 volumes", f"chaosvol {li['chaosvol_ms']:.1f} ms, direct {li['direct_ms']:.1f} ms ({li['ratio']:.2f} x)", "<= 1.5 x direct", li["ratio"] <= 1.5)
     m = results["memory"]
