@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -19,6 +20,23 @@ def pair() -> tuple[SocketStream, socket.socket]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     theirs.setblocking(False)
     return SocketStream(ours), theirs
+
+
+async def closing_wakes(nursery: trio.Nursery, wait: Callable[[], Awaitable[object]], close: Callable[[], Awaitable[None]]) -> list[type[BaseException]]:
+    """What a task blocked in `wait()` gets when `close()` is called meanwhile."""
+    outcome: list[type[BaseException]] = []
+
+    async def waiter() -> None:
+        try:
+            await wait()
+        except trio.ClosedResourceError as exc:
+            outcome.append(type(exc))
+
+    nursery.start_soon(waiter)
+    await trio.testing.wait_all_tasks_blocked()
+    await close()
+    await trio.testing.wait_all_tasks_blocked()
+    return outcome
 
 
 async def test_a_large_write_to_a_slow_reader_arrives_whole_and_in_order() -> None:
@@ -93,19 +111,7 @@ async def test_end_of_stream_reset_and_broken_pipe_are_trio_errors_with_the_os_e
 
 async def test_closing_wakes_a_waiting_receive_and_later_calls_say_closed(nursery: trio.Nursery) -> None:
     stream, peer = pair()
-    outcome: list[type[BaseException]] = []
-
-    async def wait() -> None:
-        try:
-            await stream.receive_some()
-        except trio.ClosedResourceError as exc:
-            outcome.append(type(exc))
-
-    nursery.start_soon(wait)
-    await trio.testing.wait_all_tasks_blocked()
-    await stream.aclose()
-    await trio.testing.wait_all_tasks_blocked()
-    assert outcome == [trio.ClosedResourceError]
+    assert await closing_wakes(nursery, stream.receive_some, stream.aclose) == [trio.ClosedResourceError]
     for operation in (stream.receive_some(), stream.send_all(b"x"), stream.wait_send_all_might_not_block()):
         with pytest.raises(trio.ClosedResourceError):
             await operation
@@ -124,19 +130,8 @@ async def test_the_listener_accepts_our_streams_and_a_close_ends_a_waiting_accep
     await client.aclose()
     await server.aclose()
 
-    outcome: list[type[BaseException]] = []
-
-    async def accept() -> None:
-        try:
-            await listener.accept()
-        except trio.ClosedResourceError as exc:
-            outcome.append(type(exc))
-
-    nursery.start_soon(accept)
-    await trio.testing.wait_all_tasks_blocked()
-    await listener.aclose()
-    await trio.testing.wait_all_tasks_blocked()
-    assert outcome == [trio.ClosedResourceError] and not os.path.exists(path)
+    assert await closing_wakes(nursery, listener.accept, listener.aclose) == [trio.ClosedResourceError]
+    assert not os.path.exists(path)
 
 
 async def test_connecting_to_nothing_is_the_os_error_the_backend_client_retries_on(short_tmp: str) -> None:
