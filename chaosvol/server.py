@@ -169,6 +169,7 @@ class PluginServer:
         self._accept_scope: trio.CancelScope | None = None
         self._grace = settings.shutdown_grace
         self._crash: Crash | None = None
+        self._helpers = trio.CancelScope()  # tasks that serve the connections, ended after them
         self.crashed = False  # died on purpose with no restart: the process should exit
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -189,6 +190,9 @@ class PluginServer:
             async with trio.open_nursery() as outer:
                 if self.events is not None:
                     outer.start_soon(self.events.run)
+                enforce_deadlines = getattr(self.backend, "enforce_deadlines", None)
+                if enforce_deadlines is not None:  # one task for every backend call's deadline
+                    outer.start_soon(self._until_shutdown, enforce_deadlines)
                 try:
                     if self.settings.control_path is not None:
                         # It stays up through a crash with restart: it is the tester's, not the plugin's.
@@ -217,10 +221,16 @@ class PluginServer:
                         control.shut_down()
                     if self.events is not None:
                         self.events.close()
+                    self._helpers.cancel()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await listener.aclose()
                 await self.backend.aclose()
+
+    async def _until_shutdown(self, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a helper that runs until cancelled, until the connections are all done."""
+        with self._helpers:
+            await run()
 
     async def _listen(self) -> UnixListener:
         return await open_unix_listener(

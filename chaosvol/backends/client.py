@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import select
 from dataclasses import dataclass
 from typing import Final
@@ -63,12 +64,23 @@ class ClientTimeouts:
 
 
 class _Connection:
-    __slots__ = ("reused", "stream", "wire")
+    __slots__ = ("reused", "stream", "timed_out", "wire")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.wire = ClientWire()
         self.reused = False
+        self.timed_out = False  # the deadline watchdog closed it under a call
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    at: float  # trio time
+    seconds: float  # the timeout it came from
+    operation: Operation  # the daemon's call it is for (an activation on the way counts as part of it)
+
+    def missed(self, backend: str) -> BackendTimeout:
+        return BackendTimeout(backend, f"no answer to {self.operation.value} in {self.seconds:g}s")
 
 
 class _NothingSent(Exception):
@@ -95,6 +107,12 @@ class PluginClient:
         self._activated = not activate
         self._activation_lock = trio.Lock()
         self._closed = False
+        # Deadlines: while enforce_deadlines() runs, calls register here instead of each taking
+        # a trio deadline scope (15 us a call: the scopes' heap never shrinks between expiries).
+        self._watching = False
+        self._watched: dict[_Connection, float] = {}  # connection -> deadline, while a call waits on it
+        self._watchdog_wakeup = trio.Event()
+        self._watchdog_next = math.inf  # the deadline the watchdog sleeps until
 
     async def call(self, call: PluginCall) -> PluginReply:
         return await self.call_streaming(call, None)
@@ -103,18 +121,48 @@ class PluginClient:
         """`call()`, passing an answer of STREAM_FROM bytes or more on to `sink` as it arrives
         (see AnswerSink)."""
         timeout = self._timeouts.for_operation(call.operation)
-        # A bare scope: trio.fail_after wraps the same in a generator, 4 us more a call.
-        with trio.CancelScope(deadline=trio.current_time() + timeout):
-            if not self._activated:
-                await self._activate()
-            return await self._exchange(call, sink)
-        raise BackendTimeout(self.name, f"no answer to {call.operation.value} in {timeout:g}s")
+        deadline = _Deadline(trio.current_time() + timeout, timeout, call.operation)
+        if self._watching:
+            return await self._call(call, sink, deadline)
+        with trio.CancelScope(deadline=deadline.at):  # a bare scope: fail_after's generator costs more
+            return await self._call(call, sink, None)
+        raise deadline.missed(self.name)
 
-    async def _activate(self) -> None:
+    async def enforce_deadlines(self) -> None:
+        """Enforce every call's deadline from this one task, until cancelled (the proxy runs it
+        beside its connections): a call past its deadline has its connection closed under it,
+        and ends with BackendTimeout. Without it each call takes a trio deadline scope."""
+        self._watching = True
+        try:
+            while True:
+                now = trio.current_time()
+                for connection in [c for c, at in self._watched.items() if at <= now]:
+                    del self._watched[connection]
+                    connection.timed_out = True
+                    await trio.aclose_forcefully(connection.stream)  # wakes the call waiting on it
+                self._watchdog_next = min(self._watched.values(), default=math.inf)
+                self._watchdog_wakeup = trio.Event()
+                with trio.move_on_at(self._watchdog_next):
+                    await self._watchdog_wakeup.wait()  # an earlier deadline came
+        finally:
+            self._watching = False
+
+    def _watch(self, connection: _Connection, deadline: _Deadline) -> None:
+        self._watched[connection] = deadline.at
+        if deadline.at < self._watchdog_next:
+            self._watchdog_wakeup.set()
+
+    async def _call(self, call: PluginCall, sink: AnswerSink | None, deadline: _Deadline | None) -> PluginReply:
+        """The call, with `deadline` enforced by the watchdog (None: by the caller's scope)."""
+        if not self._activated:
+            await self._activate(deadline)
+        return await self._exchange(call, sink, deadline)
+
+    async def _activate(self, deadline: _Deadline | None) -> None:
         async with self._activation_lock:
             if self._activated:
                 return
-            reply = await self._exchange(PluginCall.build(Operation.ACTIVATE))
+            reply = await self._exchange(PluginCall.build(Operation.ACTIVATE), None, deadline)
             value = reply.decoded()
             implements = field_of(value, "Implements") if isinstance(value, dict) else None
             if reply.status != 200 or not isinstance(implements, list) or "VolumeDriver" not in implements:
@@ -124,21 +172,34 @@ class PluginClient:
                 )
             self._activated = True
 
-    async def _exchange(self, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
-        connection = await self._take_connection()
+    async def _exchange(self, call: PluginCall, sink: AnswerSink | None, deadline: _Deadline | None) -> PluginReply:
+        connection = await self._take_connection(deadline)
         try:
             try:
-                return await self._round_trip(connection, call, sink)
+                return await self._round_trip(connection, call, sink, deadline)
             except _NothingSent:
                 await connection.stream.aclose()
-                connection = await self._connect()
-                return await self._round_trip(connection, call, sink)
+                connection = await self._connect(deadline)
+                return await self._round_trip(connection, call, sink, deadline)
         except BaseException:
             connection.wire = ClientWire()  # never reuse a connection an exchange broke off
             await trio.aclose_forcefully(connection.stream)
             raise
 
-    async def _round_trip(self, connection: _Connection, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
+    async def _round_trip(self, connection: _Connection, call: PluginCall, sink: AnswerSink | None, deadline: _Deadline | None) -> PluginReply:
+        if deadline is None:
+            return await self._round_trip_io(connection, call, sink)
+        self._watch(connection, deadline)
+        try:
+            return await self._round_trip_io(connection, call, sink)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, BackendError, _NothingSent) as exc:
+            if connection.timed_out:
+                raise deadline.missed(self.name) from exc
+            raise
+        finally:
+            self._watched.pop(connection, None)
+
+    async def _round_trip_io(self, connection: _Connection, call: PluginCall, sink: AnswerSink | None) -> PluginReply:
         wire = connection.wire
         streaming: AnswerSink | None = None  # the sink, once it took the answer
         to_pass_on = 0  # body bytes it still gets
@@ -176,34 +237,41 @@ class PluginClient:
             if not wire.got_any_response:
                 raise BackendUnavailable(self.name, f"connection closed without an answer to {call.operation.value}") from exc
             raise BackendProtocolError(self.name, f"bad answer to {call.operation.value}: {exc}") from exc
-        if wire.reusable and not self._closed and len(self._idle) < MAX_IDLE:
+        if wire.reusable and not self._closed and not connection.timed_out and len(self._idle) < MAX_IDLE:
             connection.reused = True
             self._idle.append(connection)
         else:
             await connection.stream.aclose()
         return reply
 
-    async def _take_connection(self) -> _Connection:
+    async def _take_connection(self, deadline: _Deadline | None) -> _Connection:
         while self._idle:
             connection = self._idle.pop()
             if _still_open(connection.stream):
                 return connection
             await connection.stream.aclose()
-        return await self._connect()
+        return await self._connect(deadline)
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, deadline: _Deadline | None) -> _Connection:
+        """A new connection, retried on dockerd's schedule; within `deadline` when it is the
+        watchdog's (it cannot close a connection that is not there yet)."""
         delays = iter(self._timeouts.connect_retry_delays)
         while True:
             try:
-                return _Connection(await self._connector())
+                if deadline is None:
+                    return _Connection(await self._connector())
+                with trio.move_on_at(deadline.at):
+                    return _Connection(await self._connector())
+                raise deadline.missed(self.name)
             except OSError as exc:
                 delay = next(delays, None) if exc.errno in _RETRYABLE_CONNECT else None
                 if delay is None:
                     raise BackendUnavailable(self.name, f"cannot connect: {_reason(exc)}") from exc
                 log.warning("backend %s: cannot connect (%s), retrying in %gs", self.name, _reason(exc), delay)
+                if deadline is not None and trio.current_time() + delay >= deadline.at:
+                    await trio.sleep_until(deadline.at)
+                    raise deadline.missed(self.name) from exc
                 await trio.sleep(delay)
-            except BackendError:
-                raise
 
     async def aclose(self) -> None:
         self._closed = True

@@ -16,5 +16,11 @@ class RewritingBackend:
     async def call(self, call: PluginCall) -> PluginReply:
         return self.rewrite.apply(call, await self.inner.call(call))
 
+    async def enforce_deadlines(self) -> None:
+        """The inner backend's deadline watchdog, when it has one (see PluginClient)."""
+        enforce = getattr(self.inner, "enforce_deadlines", None)
+        if enforce is not None:
+            await enforce()
+
     async def aclose(self) -> None:
         await self.inner.aclose()

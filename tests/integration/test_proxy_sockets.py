@@ -205,9 +205,11 @@ async def test_a_slow_backend_is_waited_for_and_a_hung_one_times_out_honestly(sh
     odd = OddBackend(f"{short_tmp}/b.sock", behave)
     await nursery.start(odd.serve)
     timeouts = ClientTimeouts(long=1.0, short=1.0)
-    async with serving(nursery, f"{short_tmp}/p.sock", PluginClient("realvol", partial(trio.open_unix_socket, odd.path), timeouts=timeouts)):
+    backend = PluginClient("realvol", partial(trio.open_unix_socket, odd.path), timeouts=timeouts)
+    async with serving(nursery, f"{short_tmp}/p.sock", backend):
         client = await daemon(f"{short_tmp}/p.sock")
         assert (await client.call(remove("slow"))).err is None
+        assert backend._watching  # the proxy runs one watchdog for every call's deadline
         hung = await client.call(remove("hung"))
     assert hung.status == 504 and hung.err == "chaosvol: backend realvol timed out: no answer to Remove in 1s"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Awaitable, Callable
 
+import pytest
 import trio
 import trio.testing
 
@@ -12,7 +14,7 @@ from chaosvol.backends.client import ClientTimeouts, PluginClient
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import BackendTimeout
 from chaosvol.eventlog import EventLog
-from chaosvol.protocol import PluginReply
+from chaosvol.protocol import PluginCall, PluginReply
 from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings
 from chaosvol.wire import ServerWire, WireState
@@ -53,14 +55,21 @@ async def test_a_call_cut_while_sleeping_or_hanging_closes_its_connection_and_is
     ]
 
 
-async def test_a_backend_call_that_times_out_never_returns_its_connection_to_the_pool(
-    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
-) -> None:
-    backend_sides: list[trio.abc.Stream] = []
+async def watchdog(client: PluginClient, nursery: trio.Nursery, on: bool) -> None:
+    """Deadlines enforced by the client's watchdog task (as the proxy runs it), or per call."""
+    if on:
+        nursery.start_soon(client.enforce_deadlines)
+        await trio.testing.wait_all_tasks_blocked()
+
+
+def silent_connector(nursery: trio.Nursery, sides: list[trio.abc.Stream] | None = None) -> Callable[[], Awaitable[trio.abc.Stream]]:
+    """Connections to a backend that answers Activate and nothing else (the backend's ends go
+    to `sides`)."""
 
     async def connect() -> trio.abc.Stream:
         ours, theirs = trio.testing.memory_stream_pair()
-        backend_sides.append(theirs)
+        if sides is not None:
+            sides.append(theirs)
         nursery.start_soon(silent_backend, theirs)
         return ours
 
@@ -75,7 +84,16 @@ async def test_a_backend_call_that_times_out_never_returns_its_connection_to_the
             if event is not WireState.NEED_DATA and event.operation.value == "Activate":  # type: ignore[union-attr]
                 await stream.send_all(wire.reply_bytes(PluginReply.json({"Implements": ["VolumeDriver"]})))
 
-    client = PluginClient("silent", connect, timeouts=ClientTimeouts(long=5, short=5))
+    return connect
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["watchdog", "per-call scope"])
+async def test_a_backend_call_that_times_out_never_returns_its_connection_to_the_pool(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, watched: bool
+) -> None:
+    backend_sides: list[trio.abc.Stream] = []
+    client = PluginClient("silent", silent_connector(nursery, backend_sides), timeouts=ClientTimeouts(long=5, short=5))
+    await watchdog(client, nursery, watched)
     try:
         await client.call(get("v"))
         raise AssertionError("a silent backend answered")
@@ -97,3 +115,38 @@ async def test_activate_is_answered_even_when_the_backend_hangs(autojump_clock: 
     nursery.start_soon(server.handle_connection, server_side, 1)
     reply = await DaemonClient(client).call(activate())
     assert reply.decoded() == {"Implements": ["VolumeDriver"]} and trio.current_time() == 0.0
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["watchdog", "per-call scope"])
+async def test_a_short_deadline_after_a_long_one_still_ends_on_time(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, watched: bool
+) -> None:
+    client = PluginClient("silent", silent_connector(nursery), timeouts=ClientTimeouts(long=50, short=5))
+    await watchdog(client, nursery, watched)
+    ended: dict[str, float] = {}
+
+    async def call(request: PluginCall) -> None:
+        with pytest.raises(BackendTimeout):
+            await client.call(request)
+        ended[request.operation.value] = trio.current_time()
+
+    async with trio.open_nursery() as calls:
+        calls.start_soon(call, create("v"))  # 50 s: the watchdog sleeps until then...
+        await trio.sleep(1)
+        calls.start_soon(call, get("v"))  # ...and this one must wake it: 5 s from now
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(client._watched) == (2 if watched else 0)  # the watchdog keeps both, or nobody does
+    assert ended == {"Get": 6.0, "Create": 50.0}
+    await client.aclose()
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["watchdog", "per-call scope"])
+async def test_connect_retries_stop_at_the_deadline(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, watched: bool) -> None:
+    async def absent() -> trio.abc.Stream:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    client = PluginClient("absent", absent, timeouts=ClientTimeouts(long=3, short=3, connect_retry_delays=(1.0, 2.0, 4.0)))
+    await watchdog(client, nursery, watched)
+    with pytest.raises(BackendTimeout, match="no answer to Get in 3s"):
+        await client.call(get("v"))
+    assert trio.current_time() == 3.0
