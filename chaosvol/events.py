@@ -130,9 +130,10 @@ class CallRecord:
         if reply is None:
             reply_text = "null"
         else:
-            reply_text = f'{{"status":{reply.status},"err":{_string(reply.err)}'
+            err, found = _summary(reply)
+            reply_text = f'{{"status":{reply.status},"err":{err}'
             if self.operation == "Get":
-                reply_text += ',"found":true}' if _found(reply) else ',"found":false}'
+                reply_text += ',"found":true}' if found else ',"found":false}'
             else:
                 reply_text += "}"
         backend = self.backend
@@ -141,7 +142,7 @@ class CallRecord:
         elif backend.error is not None or backend.reply is None:
             backend_text = f'{{"error":{_string(backend.error)}}}'
         else:
-            backend_text = f'{{"status":{backend.reply.status},"err":{_string(backend.reply.err)}}}'
+            backend_text = f'{{"status":{backend.reply.status},"err":{_summary(backend.reply)[0]}}}'
         opts = "null" if self.opts is None else _ENCODER.encode(redact(self.opts))
         return (
             f'{{"t":"{_timestamp(self.started_at)}","seq":{self.seq},"conn":{self.conn},'
@@ -152,6 +153,28 @@ class CallRecord:
             f'"outcome":{_string(self.outcome)},"injected":{"false" if self.rule is None else "true"},'
             f'"opts":{opts},"held":{_string(self.held)}}}\n'
         )
+
+
+# What a short answer says (its err, encoded for the line, and whether it carries a volume), by
+# status and body. Daemons ask the same things again and again and backends answer them the same
+# way (every Create's `{"Err":""}`, each volume's Get), and decoding the body was the largest part
+# of writing a line.
+_SUMMARIES: Final[dict[tuple[int, bytes], tuple[str, bool]]] = {}
+_SUMMARIES_MAX: Final = 4096
+_SUMMARIZED_BODY: Final = 1024
+
+
+def _summary(reply: PluginReply) -> tuple[str, bool]:
+    """The reply's `err` as JSON, and whether it carries a volume (for Get)."""
+    if len(reply.body) > _SUMMARIZED_BODY:
+        return _string(reply.err), _found(reply)
+    key = (reply.status, reply.body)
+    summary = _SUMMARIES.get(key)
+    if summary is None:
+        if len(_SUMMARIES) >= _SUMMARIES_MAX:
+            _SUMMARIES.clear()
+        summary = _SUMMARIES[key] = (_string(reply.err), _found(reply))
+    return summary
 
 
 def _found(reply: PluginReply) -> bool:
