@@ -217,15 +217,17 @@ def dockerd_figure(work: Path, rounds: int) -> dict[str, float]:
     direct = start([*CHAOSVOL, "backend", "--name", direct_name, "--root", str(work / "direct")], f"/run/docker/plugins/{direct_name}.sock", "chaosvol backend")
     proxy = start([*CHAOSVOL, "serve", "--name", proxy_name, "--backend", f"builtin:{work / 'proxied'}"], f"/run/docker/plugins/{proxy_name}.sock", "chaosvol serve")
     try:
-        seconds = {}
-        for label, name in (("direct", direct_name), ("chaosvol", proxy_name)):
-            daemon.docker("volume", "create", "-d", name, "warmup")
-            daemon.docker("volume", "rm", "warmup")
-            started = time.monotonic()
-            for i in range(rounds):
-                daemon.docker("volume", "create", "-d", name, f"b{i}")
-                daemon.docker("volume", "rm", f"b{i}")
-            seconds[label] = time.monotonic() - started
+        paths = (("direct", direct_name), ("chaosvol", proxy_name))
+        seconds = dict.fromkeys(("direct", "chaosvol"), 0.0)
+        for _, name in paths:
+            daemon.docker("volume", "create", "-d", name, f"warmup-{name}")
+            daemon.docker("volume", "rm", f"warmup-{name}")
+        for i in range(rounds):  # alternating, so that the machine's ups and downs hit both alike
+            for label, name in paths:
+                started = time.monotonic()
+                daemon.docker("volume", "create", "-d", name, f"b{i}-{label}")
+                daemon.docker("volume", "rm", f"b{i}-{label}")
+                seconds[label] += time.monotonic() - started
         return {"rounds": rounds, "direct_s": round(seconds["direct"], 3), "chaosvol_s": round(seconds["chaosvol"], 3),
                 "ratio": round(seconds["chaosvol"] / seconds["direct"], 3)}
     finally:
