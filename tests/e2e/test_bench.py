@@ -26,10 +26,11 @@ def test_the_quick_benchmark_produces_every_figure_the_table_and_the_plot(docker
     for path in ("direct", "socat", "chaosvol"):
         assert {f"calls_per_s_at_{c}" for c in (1, 8, 64)} <= set(results["throughput"][path])
     assert {"rules100", "events"} <= set(results["throughput"])
+    assert all(results["throughput"][path]["cpu_us_per_call_at_8"] > 0 for path in ("chaosvol", "rules100", "events"))
     assert results["delayed"]["answered"] == results["delayed"]["calls"] and results["delayed"]["undelayed_p99_ms"] > 0
     assert results["list"]["direct_ms"] > 0 and results["memory"]["growth_mb"] == results["memory"]["growth_mb"]
     assert results["dockerd"]["rounds"] == 5
     assert plot.read_bytes().startswith(b"\x89PNG")
-    for figure in ("throughput at 64 connections", "added latency", "100 non-firing rules", "event log to a file",
+    for figure in ("throughput at 64 connections", "added latency", "CPU per call", "100 non-firing rules", "event log to a file",
                    "delayed 100 ms", "List of 10,000 volumes", "RSS growth", "dockerd:"):
         assert figure in result.stdout
