@@ -1,9 +1,9 @@
 """The event-log writer: one flushed JSON line per CallRecord, never blocking a call.
 
-Calls hand records over with `record()`, which never waits: a bounded channel takes them and a
-writer task writes and flushes each batch. If the channel is full (the disk cannot keep up) or a
-write fails (disk full), records are counted as lost and the loss is logged once per burst:
-calls keep flowing either way.
+Calls hand records over with `record()`, which never waits: a bounded list takes them and a
+writer task writes and flushes, in one write, every record of the calls that ended since its last
+write. If the list is full (the disk cannot keep up) or a write fails (disk full), records are
+counted as lost and the loss is logged once per burst: calls keep flowing either way.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ class EventLog:
     def __init__(self, stream: TextIO, *, close_stream: bool) -> None:
         self._stream = stream
         self._close_stream = close_stream
-        self._send, self._receive = trio.open_memory_channel[CallRecord | str](QUEUE_SIZE)
+        # Records not written yet, and the writer task while it waits for some: cheaper per call
+        # than a memory channel, whose receive also yields once more before each batch.
+        self._pending: list[CallRecord | str] = []
+        self._writer: trio.lowlevel.Task | None = None
+        self._closed = False
         self.written = 0
         self.lost = 0
         self._reported_loss = 0
@@ -53,30 +57,40 @@ class EventLog:
         return cls(open(target, "a", encoding="utf-8"), close_stream=True)
 
     def record(self, record: CallRecord) -> None:
-        try:
-            self._send.send_nowait(record.to_line() if record.retained_bytes > LARGE_RECORD else record)
-        except trio.WouldBlock:
+        if self._closed or len(self._pending) >= QUEUE_SIZE:
             self.lost += 1
-        except trio.ClosedResourceError:
-            self.lost += 1
+            return
+        self._pending.append(record.to_line() if record.retained_bytes > LARGE_RECORD else record)
+        if self._writer is not None:
+            trio.lowlevel.reschedule(self._writer)
+            self._writer = None
 
     async def run(self) -> None:
         """Write records until `close()`; then write what is left and return."""
-        async with self._receive:
-            async for record in self._receive:
-                batch = [record]
-                while True:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+        while True:
+            if self._pending:
+                # Every record of the calls that ended since the last write, in one write.
+                batch, self._pending = self._pending, []
                 self._write(batch)
+            elif self._closed:
+                break
+            else:
+                await self._wait_for_records()
         self._report_loss()
         if self._close_stream:
             try:
                 self._stream.close()
             except OSError as exc:  # what was still buffered cannot be written either
                 log.error("event log: closing: %s", exc)
+
+    async def _wait_for_records(self) -> None:
+        self._writer = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._writer = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _write(self, batch: list[CallRecord | str]) -> None:
         try:
@@ -98,7 +112,10 @@ class EventLog:
 
     def close(self) -> None:
         """No more records; `run()` drains the queue and returns."""
-        self._send.close()
+        self._closed = True
+        if self._writer is not None:
+            trio.lowlevel.reschedule(self._writer)
+            self._writer = None
 
 
 class RecentEvents:
