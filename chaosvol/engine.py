@@ -17,7 +17,10 @@ keeps counting, but none fires and no random number is drawn).
 
 from __future__ import annotations
 
+import fnmatch
 import random
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -90,6 +93,13 @@ class ChaosEngine:
         self._by_operation: dict[Operation, list[tuple[Rule, RuleState, random.Random, bool]]] = {
             operation: [entry for entry in self._rules if operation in entry[0].match.operations] for operation in Operation
         }
+        # And when every one of those rules names volumes, one regex of all their globs tells
+        # whether any can match a call's volume: a call that none matches skips the loop.
+        self._any_volume: dict[Operation, Callable[[str], object]] = {}
+        for operation, entries in self._by_operation.items():
+            globs = [entry[0].match.volume for entry in entries]
+            if entries and all(glob is not None for glob in globs):
+                self._any_volume[operation] = re.compile("|".join(fnmatch.translate(glob) for glob in globs if glob is not None)).match
 
     def decide(self, call: PluginCall, *, now: float, paused: bool = False) -> Decision:
         """The Decision for `call`. With `paused`, matches are counted and PASS is returned.
@@ -100,6 +110,8 @@ class ChaosEngine:
             (`Reply`), the backend's answer altered (`Forward` then `Reply`/`Rewrite`), waits
             around the forward (`Sleep`), or no answer at all (ending in `Hang` or `Reset`).
         """
+        if call.volume is not None and (any_volume := self._any_volume.get(call.operation)) is not None and any_volume(call.volume) is None:
+            return PASS  # no rule's glob matches the volume: nothing to count, nothing fires
         disabled = self.disabled
         for rule, state, stream, sees_list_entries in self._by_operation[call.operation]:
             if disabled and rule.name in disabled:

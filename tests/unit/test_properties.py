@@ -176,3 +176,25 @@ ANSWERS = st.one_of(
 def test_the_client_fast_path_and_h11_read_the_same_answers(answer: bytes, chunk: int) -> None:
     chunks = [answer[i : i + chunk] for i in range(0, len(answer), chunk)]
     assert _read_answer(ClientWire(fast=True), chunks) == _read_answer(ClientWire(fast=False), chunks)
+
+
+GLOBS = st.sampled_from(["v1", "v*", "chaos-?", "[cd]*", "*a*", "data", "x[!y]z", "never-*"])
+VOLUME_NAMES = st.sampled_from(["v1", "v2", "chaos-a", "data", "dat", "xaz", "xyz", "never-1", "", "-v", "v1\n"])
+
+
+@settings(max_examples=200)
+@given(
+    seed=st.integers(min_value=0, max_value=1000),
+    rules=st.lists(st.tuples(GLOBS, st.sampled_from(["Get", "Remove", "Mount"]), st.integers(0, 2), st.sampled_from([1.0, 0.5])), min_size=1, max_size=6),
+    calls=st.lists(st.tuples(st.sampled_from([Operation.GET, Operation.REMOVE, Operation.MOUNT, Operation.LIST]), VOLUME_NAMES), max_size=30),
+)
+def test_the_one_regex_shortcut_for_volume_rules_decides_and_counts_as_the_rules_one_by_one(
+    seed: int, rules: list[tuple[str, str, int, float]], calls: list[tuple[Operation, str]]
+) -> None:
+    written = [rule("error", op=op, volume=glob, after=after, probability=p, name=f"r{i}") for i, (glob, op, after, p) in enumerate(rules)]
+    shortcut, one_by_one = ChaosEngine(profile(*written), seed=seed), ChaosEngine(profile(*written), seed=seed)
+    one_by_one._any_volume.clear()
+    for operation, volume in calls:
+        call = PluginCall.build(operation, volume)
+        assert shortcut.decide(call, now=0.0) == one_by_one.decide(call, now=0.0)
+    assert shortcut.statistics() == one_by_one.statistics()
