@@ -43,6 +43,7 @@ from chaosvol.errors import ChaosvolError, ProfileError, RequestError, UsageErro
 from chaosvol.holds import HoldMatch
 from chaosvol.profile import parse_profile
 from chaosvol.protocol import OPERATION_BY_NAME, PluginReply
+from chaosvol.streams import RECEIVE_SIZE
 from chaosvol.unix import open_unix_listener
 from chaosvol.wire import Refused, ServerSide, WireState
 
@@ -55,7 +56,6 @@ CONTROL_MODE: Final = 0o600  # owner only: whoever can load a profile can break 
 JSON: Final = "application/json"
 MAX_WAIT: Final = 60.0  # the longest a client may ask a request to wait (events, held)
 MAX_EVENTS: Final = 1000  # records in one /events answer
-RECEIVE_SIZE: Final = 65536
 READ_TIMEOUT: Final = 30.0
 
 

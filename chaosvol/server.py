@@ -34,12 +34,12 @@ from chaosvol.holds import HoldRegistry
 from chaosvol.profile import Profile
 from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply
 from chaosvol.settings import ServeSettings
+from chaosvol.streams import RECEIVE_SIZE
 from chaosvol.unix import UnixListener, open_unix_listener
 from chaosvol.wire import Refused, ServerWire, WireState
 
 log = logging.getLogger(__name__)
 
-RECEIVE_SIZE: Final = 65536
 # A body at least this long is written after its head rather than copied into one buffer with
 # it (a List of 10,000 volumes is about 870 KB: that copy costs about 35 us).
 LARGE_BODY: Final = 65536

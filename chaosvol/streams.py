@@ -25,7 +25,8 @@ from typing import Final
 
 import trio
 
-DEFAULT_RECEIVE_SIZE: Final = 65536
+# What one read asks for when the caller does not say (and what chaosvol's readers ask for).
+RECEIVE_SIZE: Final = 65536
 
 
 class SocketStream(trio.abc.Stream):
@@ -66,7 +67,7 @@ class SocketStream(trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._closed:
             raise trio.ClosedResourceError("this stream was closed")
-        size = DEFAULT_RECEIVE_SIZE if max_bytes is None else max_bytes
+        size = RECEIVE_SIZE if max_bytes is None else max_bytes
         sock = self.socket
         await trio.lowlevel.checkpoint_if_cancelled()
         try:

@@ -30,6 +30,7 @@ import trio
 from chaosvol.backends import AnswerSink, Connector
 from chaosvol.errors import BackendError, BackendProtocolError, BackendTimeout, BackendUnavailable
 from chaosvol.protocol import Operation, PluginCall, PluginReply, field_of
+from chaosvol.streams import RECEIVE_SIZE
 from chaosvol.wire import ClientWire, WireState
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,7 @@ MAX_IDLE: Final = 64
 # An answer this long is passed on as it arrives when the caller can take it (call_streaming):
 # store and forward made a List of 10,000 volumes (870 KB) take twice as long as without the proxy.
 STREAM_FROM: Final = 64 * 1024
-# Reads: 64 KiB, or up to 1 MiB at a time once a long answer's length is known.
-RECEIVE_SIZE: Final = 65536
+# Reads: RECEIVE_SIZE, or up to 1 MiB at a time once a long answer's length is known.
 MAX_RECEIVE_SIZE: Final = 1024 * 1024
 _RETRYABLE_CONNECT: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN})
 _POLL_CLOSED: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | getattr(select, "POLLRDHUP", 0)
