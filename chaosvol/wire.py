@@ -437,12 +437,9 @@ class ClientWire(_Wire):
             return None if self._eof else WireState.NEED_DATA
         if have > head.total:
             return None  # bytes after the answer: h11 decides what they mean
-        if self._parts:
-            body = b"".join([memoryview(buffer)[head.end + 4 :], *self._parts])
-            self._parts.clear()
-            self._have = 0
-        else:
-            body = bytes(memoryview(buffer)[head.end + 4 :])
+        body = self.body_so_far()
+        self._parts.clear()
+        self._have = 0
         buffer.clear()
         self._request = None
         self._head = None
@@ -469,7 +466,7 @@ class ClientWire(_Wire):
 
     def _parse_head(self) -> AnswerHead | WireState | None:
         """The head of a plain answer, once whole; parsed once, however many reads the body
-        takes (a List of 10,000 volumes is about 60 reads)."""
+        takes (a List of 10,000 volumes, 870 KB, takes several)."""
         buffer = self._buffer
         if not b"HTTP/1.1 ".startswith(bytes(buffer[:9])):
             return None
