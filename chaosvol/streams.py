@@ -117,3 +117,33 @@ async def open_unix_stream(path: str) -> SocketStream:
         raise
     await trio.lowlevel.checkpoint()
     return SocketStream(sock)
+
+
+async def open_tcp_stream(host: str, port: int) -> trio.abc.Stream:
+    """Connect over TCP (trio's Happy Eyeballs), failing as a unix connect does: with the OSError
+    of the attempt that failed (ECONNREFUSED, ...), so that a refused TCP backend is retried on the
+    same schedule and described in the same words as a refused unix one.
+
+    Raises:
+        OSError: the first attempt's error, with its errno (trio raises one without an errno and
+        the attempts' errors in its cause).
+    """
+    try:
+        return await trio.open_tcp_stream(host, port)
+    except OSError as exc:
+        if exc.errno is None:
+            attempt = _first_attempt_error(exc.__cause__)
+            if attempt is not None and attempt.errno is not None:
+                raise OSError(attempt.errno, os.strerror(attempt.errno)) from exc
+        raise
+
+
+def _first_attempt_error(cause: BaseException | None) -> OSError | None:
+    if isinstance(cause, OSError):
+        return cause
+    if isinstance(cause, BaseExceptionGroup):
+        for inner in cause.exceptions:
+            found = _first_attempt_error(inner)
+            if found is not None:
+                return found
+    return None

@@ -31,7 +31,7 @@ from chaosvol.backends import Backend, Connector
 from chaosvol.backends.client import ClientTimeouts, PluginClient
 from chaosvol.backends.directory import DirectoryBackend
 from chaosvol.errors import UsageError
-from chaosvol.streams import open_unix_stream
+from chaosvol.streams import open_tcp_stream, open_unix_stream
 
 DEFAULT_BACKEND: Final = "builtin:/var/lib/chaosvol/volumes"
 SOCKET_DIR: Final = Path("/run/docker/plugins")
@@ -52,7 +52,7 @@ class Address:
         if self.path is not None:
             return partial(open_unix_stream, self.path)
         assert self.host is not None and self.port is not None
-        return partial(trio.open_tcp_stream, self.host, self.port)
+        return partial(open_tcp_stream, self.host, self.port)
 
     @property
     def host_header(self) -> bytes:
