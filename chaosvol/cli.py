@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         code = EXIT_USAGE
     except KeyboardInterrupt:
         code = EXIT_OK
+    except OSError as exc:  # the machine refused something no command anticipated: still one line
+        if os.environ.get("CHAOSVOL_DEBUG"):
+            raise
+        print(f"chaosvol: {_os_error_text(exc)}", file=sys.stderr)
+        code = EXIT_USAGE
     except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
         if os.environ.get("CHAOSVOL_DEBUG"):
             raise
@@ -416,9 +421,12 @@ def _run_server(server: PluginServer, detail: str, reload: Callable[[], None] | 
 
 
 def _first_chaosvol_error(group: BaseExceptionGroup[BaseException]) -> ChaosvolError | None:
+    """The error a user should read from a failed trio.run: ours, or an OSError said in words."""
     for exc in group.exceptions:
         if isinstance(exc, ChaosvolError):
             return exc
+        if isinstance(exc, OSError):
+            return UsageError(_os_error_text(exc))
         if isinstance(exc, BaseExceptionGroup):
             found = _first_chaosvol_error(exc)
             if found is not None:
@@ -880,6 +888,14 @@ def run_schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(profile_schema(), indent=2))
     return EXIT_OK
+
+
+def _os_error_text(exc: OSError) -> str:
+    """`PATH: what went wrong`, as a person reads it, without Python's `[Errno N]`."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{os.fsdecode(exc.filename)}: {what}"
+    return what
 
 
 def _as_message(exc: ChaosvolError) -> str:

@@ -28,7 +28,7 @@ def daemon_view(docker_host: str | None) -> DaemonView:
             client.close()
     except DockerException as exc:
         where = docker_host or "DOCKER_HOST or the default socket"
-        raise UsageError(f"cannot reach dockerd at {where}: {exc}") from exc
+        raise UsageError(f"cannot reach dockerd at {where}: {_reason(exc)}") from exc
     volumes = tuple(
         DaemonVolume(v["Name"], v.get("Driver", ""), dict(v.get("Labels") or {}), dict(v.get("Options") or {}))
         for v in listed.get("Volumes") or []
@@ -40,3 +40,21 @@ def daemon_view(docker_host: str | None) -> DaemonView:
                 key = (mount.get("Driver", ""), mount.get("Name", ""))
                 in_use[key] = in_use.get(key, ()) + (container.get("Id", "")[:12],)
     return DaemonView(volumes, tuple(listed.get("Warnings") or ()), in_use)
+
+
+def _reason(exc: BaseException) -> str:
+    """The socket error under the SDK's wrapping ("Error while fetching server API version:
+    ('Connection aborted.', FileNotFoundError(2, ...))"), when there is one: `No such file or
+    directory`; else the SDK's own words."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return str(exc)

@@ -21,13 +21,16 @@ class UsageError(ChaosvolError):
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where something sits in a profile file; line and column are 1-based."""
+    """Where something sits in a profile file; line and column are 1-based. Line 0 means the
+    file as a whole (it cannot be read, or does not exist): then only the file is named."""
 
     file: str
     line: int
     column: int
 
     def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
         return f"{self.file}:{self.line}:{self.column}"
 
 

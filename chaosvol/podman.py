@@ -14,6 +14,7 @@ code as dockerd's.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -56,7 +57,8 @@ def register(name: str, socket: str, directory: Path = DROP_IN_DIR) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path.write_text(drop_in_text(name, socket), encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"{path}: cannot write: {exc.strerror or exc} (root is needed for {DROP_IN_DIR})") from exc
+        hint = f" (root is needed for {DROP_IN_DIR})" if exc.errno in (errno.EACCES, errno.EPERM) else ""
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}{hint}") from exc
     return path
 
 

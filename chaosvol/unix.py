@@ -97,6 +97,8 @@ def check_socket_path(path: str) -> None:
         info = os.lstat(path)
     except FileNotFoundError:
         return
+    except OSError as exc:  # a parent that is a file, a directory we may not search, a loop
+        raise UsageError(f"cannot use {path} as a socket: {_why(exc, path)}") from exc
     if not stat.S_ISSOCK(info.st_mode):
         raise UsageError(f"{path} exists and is not a socket; remove it or choose another --name/--socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -129,7 +131,7 @@ async def open_unix_listener(path: str, *, mode: int = 0o660, backlog: int = DEF
         os.makedirs(directory, mode=0o755, exist_ok=True)
         private = tempfile.mkdtemp(prefix=".cv", dir=directory)  # mode 0700
     except OSError as exc:
-        raise UsageError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot listen on {path}: {_why(exc, directory)}") from exc
     temporary = os.path.join(private, "s")
     if len(os.fsencode(temporary)) > MAX_SOCKET_PATH:
         os.rmdir(private)
@@ -143,8 +145,21 @@ async def open_unix_listener(path: str, *, mode: int = 0o660, backlog: int = DEF
         info = os.stat(path)
     except OSError as exc:
         sock.close()
-        raise UsageError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot listen on {path}: {_why(exc, directory)}") from exc
     finally:
         shutil.rmtree(private, ignore_errors=True)
     await trio.lowlevel.checkpoint()
     return UnixListener(sock, path, (info.st_dev, info.st_ino))
+
+
+def _why(exc: OSError, path: str) -> str:
+    """What went wrong with `path`, in words, naming the part of it that is not a directory."""
+    if exc.errno == errno.ENOTDIR:
+        part = path
+        while part and part != os.path.dirname(part):
+            if os.path.lexists(part) and not os.path.isdir(part):
+                return f"{part} is not a directory"
+            part = os.path.dirname(part)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{exc.strerror}: this user may not create it there (run as root, or choose another --name/--socket)"
+    return exc.strerror or str(exc)

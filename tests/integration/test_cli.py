@@ -257,3 +257,62 @@ def test_sweep_refuses_a_socket_another_proxy_serves_before_running_anything(sho
                       "--work", f"{short_tmp}/work", "--", "true")
     assert (result.returncode, result.stderr.strip()) == (2, f"chaosvol: another process is serving {short_tmp}/p.sock; stop it first or choose another --name/--socket")
     assert not os.path.exists(f"{short_tmp}/work")
+
+
+def test_every_path_problem_is_one_clear_line_and_exit_2(short_tmp: str) -> None:
+    afile = f"{short_tmp}/afile"  # a regular file where a directory is needed
+    Path(afile).write_text("")
+    serve = ["serve", "--socket", f"{short_tmp}/s.sock", "--backend", f"builtin:{short_tmp}/v"]
+    cases = [
+        (["serve", "--socket", f"{afile}/x.sock"], f"chaosvol: cannot use {afile}/x.sock as a socket: {afile} is not a directory"),
+        ([*serve, "--control", f"{afile}/c.sock"], f"chaosvol: cannot use {afile}/c.sock as a socket: {afile} is not a directory"),
+        (["serve", "--socket", f"{short_tmp}/s.sock", "--backend", f"builtin:{afile}/v"], "cannot use"),
+        ([*serve, "--events", f"{afile}/e.jsonl"], f"chaosvol: --events {afile}/e.jsonl: cannot open: Not a directory"),
+        ([*serve, "--profile", short_tmp], f"{short_tmp}: cannot read the profile: Is a directory"),
+        (["backend", "--socket", f"{afile}/b.sock", "--root", f"{short_tmp}/v"], f"{afile} is not a directory"),
+        (["audit", "--backend", f"builtin:{short_tmp}/v", "--docker-host", f"unix://{afile}/d.sock"],
+         f"chaosvol: cannot reach dockerd at unix://{afile}/d.sock: Not a directory"),
+        (["audit", "--backend", f"builtin:{short_tmp}/v", "--docker-host", "unix:///nonexistent/d.sock"],
+         "chaosvol: cannot reach dockerd at unix:///nonexistent/d.sock: No such file or directory"),
+        (["audit", "--backend", f"builtin:{short_tmp}/v", "--events", f"{afile}/e"], f"chaosvol: {afile}/e: cannot read: Not a directory"),
+        (["podman", "register", "x", "--conf-dir", f"{afile}/d"], f"chaosvol: {afile}/d/50-chaosvol-x.conf: cannot write: Not a directory\n"),
+        (["podman", "unregister", "x", "--conf-dir", f"{afile}/d"], "cannot remove: Not a directory"),
+        (["ctl", "--control", f"{afile}/c.sock", "status"], f"chaosvol: control socket {afile}/c.sock: Not a directory"),
+        (["replay", f"{afile}/e"], f"chaosvol: {afile}/e: cannot read: Not a directory"),
+        (["report", f"{afile}/e"], f"chaosvol: {afile}/e: cannot read: Not a directory"),
+        (["check", "nope.yaml"], "nope.yaml: cannot read the profile: No such file or directory\n"),
+        (["sweep", "--op", "Remove", "--action", "drop", "--socket", f"{afile}/s.sock", "--no-audit", "--", "true"], f"{afile} is not a directory"),
+        (["sweep", "--op", "Remove", "--action", "drop", "--socket", f"{short_tmp}/s.sock", "--work", f"{afile}/w", "--no-audit", "--", "true"],
+         f"chaosvol: --work {afile}/w: Not a directory"),
+    ]
+    for args, says in cases:
+        result = run(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert says in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr and "internal error" not in result.stderr, (args, result.stderr)
+    events = Path(short_tmp) / "events.jsonl"
+    events.write_text('{"t": "2026-11-23T10:00:00.000001Z", "seq": 1, "op": "List", "volume": null, "rule": null, "ms": 0.1}\n')
+    result = run("report", str(events), "--html", f"{afile}/r.html")
+    assert result.returncode == 2 and f"chaosvol: --html {afile}/r.html: cannot write: Not a directory" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only filesystem and dropping a capability need root")
+def test_a_socket_on_a_read_only_or_unwritable_directory_is_refused_in_one_line(short_tmp: str) -> None:
+    readonly, closed = Path(short_tmp) / "ro", Path(short_tmp) / "closed"
+    readonly.mkdir()
+    closed.mkdir()
+    os.chown(closed, 65534, 65534)  # someone else's directory, mode 0755
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(readonly)], check=True)
+    try:
+        result = run("serve", "--socket", f"{readonly}/s.sock", "--backend", f"builtin:{short_tmp}/v")
+        assert (result.returncode, result.stderr) == (2, f"chaosvol: cannot listen on {readonly}/s.sock: Read-only file system\n")
+        result = run("serve", "--socket", f"{short_tmp}/s.sock", "--backend", f"builtin:{readonly}/v")
+        assert result.returncode == 2 and "Read-only file system" in result.stderr and "Traceback" not in result.stderr
+    finally:
+        subprocess.run(["umount", str(readonly)], check=True)
+    # root without CAP_DAC_OVERRIDE is held to the directory's mode, as any other user
+    unprivileged = ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override"]
+    result = subprocess.run([*unprivileged, *CHAOSVOL, "serve", "--socket", f"{closed}/s.sock", "--backend", f"builtin:{short_tmp}/v"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"chaosvol: cannot listen on {closed}/s.sock: Permission denied: this user may not create it there"), result.stderr
