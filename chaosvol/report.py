@@ -29,20 +29,26 @@ class Summary:
     by_operation: dict[str, int]
     fired_by_rule: dict[str, int]
     injected: int
-    backend_failures: int  # real ones: nobody asked for them
+    backend_failures: int  # real ones: nobody asked for them (no answer, or an error answer)
     retries: int
     outcomes: dict[str, int]
     latency_by_operation: dict[str, Latency] = field(default_factory=dict)
+    backend_unreachable: int = 0  # of backend_failures: no answer at all (unreachable, cut, timed out)
 
     def to_text(self) -> str:
-        lines = [f"{self.calls} calls, {self.injected} with an injected fault, {self.backend_failures} real backend failures"]
+        first = f"{self.calls} calls, {self.injected} with an injected fault, {self.backend_failures} real backend failures"
+        if self.backend_failures:
+            answered = self.backend_failures - self.backend_unreachable
+            first += f" ({self.backend_unreachable} without an answer, {answered} answered with an error)"
+        lines = [first]
         if self.retries:
             lines.append(f"{self.retries} empty-body retries from dockerd (after dropped connections)")
         lines.append("")
-        lines.append(f"{'operation':<14}{'calls':>7}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>11}")
+        width = max([len("operation"), *map(len, self.by_operation)]) + 2  # an unknown endpoint is a long name
+        lines.append(f"{'operation':<{width}}{'calls':>7}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>11}")
         for operation, count in sorted(self.by_operation.items(), key=lambda item: -item[1]):
             latency = self.latency_by_operation[operation]
-            lines.append(f"{operation:<14}{count:>7}{latency.p50_ms:>10.2f}{latency.p99_ms:>10.2f}{latency.max_ms:>11.2f}")
+            lines.append(f"{operation:<{width}}{count:>7}{latency.p50_ms:>10.2f}{latency.p99_ms:>10.2f}{latency.max_ms:>11.2f}")
         if self.fired_by_rule:
             lines.append("")
             lines.append("faults fired, by rule:")
@@ -61,7 +67,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Summary:
     fired: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
     durations: dict[str, list[float]] = defaultdict(list)
-    injected = backend_failures = retries = 0
+    injected = backend_failures = unreachable = retries = 0
     for record in records:
         operation = str(record.get("op"))
         by_operation[operation] += 1
@@ -71,11 +77,22 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Summary:
             injected += 1
             fired[f"{record['rule']} ({record.get('action')})"] += 1
         backend = record.get("backend")
-        if isinstance(backend, dict) and "error" in backend:
+        if backend_failed(backend):
             backend_failures += 1
+            unreachable += isinstance(backend, dict) and "error" in backend
         retries += bool(record.get("retry"))
     latency = {op: _latency(values) for op, values in durations.items()}
-    return Summary(len(records), dict(by_operation), dict(fired), injected, backend_failures, retries, dict(outcomes), latency)
+    return Summary(
+        len(records), dict(by_operation), dict(fired), injected, backend_failures, retries, dict(outcomes), latency, unreachable
+    )
+
+
+def backend_failed(backend: object) -> bool:
+    """Whether the backend's part of a call failed: no answer (`error`), or an answer dockerd
+    takes as a failure (a status other than 200, or a non-empty Err)."""
+    if not isinstance(backend, dict):
+        return False
+    return "error" in backend or backend.get("status") not in (None, 200) or bool(backend.get("err"))
 
 
 def _latency(values: list[float]) -> Latency:
@@ -104,6 +121,7 @@ body{{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}}
 pre{{background:#f6f6f6;padding:1em;overflow:auto}}
 table{{border-collapse:collapse;width:100%}}
 th,td{{padding:2px 6px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap;font-size:13px}}
+td .clip{{max-width:22em;overflow:hidden;text-overflow:ellipsis}}
 tr.injected{{background:#fff0e0}} tr.real-failure{{background:#ffe0e0}}
 td.bar{{width:40%}} .bar span{{display:block;height:10px;background:#6a8fd6;min-width:2px}}
 tr.injected .bar span{{background:#e8892b}} tr.real-failure .bar span{{background:#d33}}
@@ -131,6 +149,9 @@ function describe(answer) {{
   if (answer.error) return "no answer: " + answer.error;
   return answer.status + (answer.err ? " " + answer.err : "");
 }}
+function failed(answer) {{
+  return !!answer && ("error" in answer || (answer.status != null && answer.status !== 200) || !!answer.err);
+}}
 function render(volume) {{
   body.textContent = "";
   for (const c of calls) {{
@@ -138,14 +159,18 @@ function render(volume) {{
     const row = document.createElement("tr");
     row.dataset.seq = c.seq;
     if (c.injected) row.className = "injected";
-    else if (c.backend && c.backend.error) row.className = "real-failure";
+    else if (failed(c.backend)) row.className = "real-failure";
     const offset = Date.parse(c.t) - start;
     const cells = [(offset / 1000).toFixed(3), c.seq, c.conn, c.op + (c.retry ? " (retry)" : ""), c.volume || "",
       c.rule ? c.rule + " / " + c.action : "", c.forwarded ? describe(c.backend) : "not forwarded",
       c.reply ? describe(c.reply) : c.outcome, (c.ms || 0).toFixed(2)];
     for (const text of cells) {{
       const cell = document.createElement("td");
-      cell.textContent = text;
+      const clip = document.createElement("div");  // a long error is cut here, and whole on hover
+      clip.className = "clip";
+      clip.textContent = text;
+      clip.title = String(text);
+      cell.appendChild(clip);
       row.appendChild(cell);
     }}
     const bar = document.createElement("td");

@@ -34,3 +34,24 @@ def test_the_html_is_self_contained_and_carries_every_call() -> None:
     assert "<script src" not in page and "http" not in page.replace("http-equiv", "")
     assert page.count('"seq":') == 5
     assert "</script><b>" not in page  # a volume name cannot break out of the data block
+
+
+def test_error_answers_from_the_backend_count_as_real_failures() -> None:
+    records = [
+        event(1, "Remove", 1.0, backend={"status": 500, "err": "remove v1: device or resource busy"}, reply={"status": 500, "err": "busy"}),
+        event(2, "Get", 1.0, backend={"status": 200, "err": "no such volume"}, reply={"status": 200, "err": "no such volume"}),
+        event(3, "Get", 1.0, backend={"error": "backend realvol unavailable: refused"}, reply={"status": 502, "err": "x"}),
+        event(4, "Create", 1.0),
+        event(5, "Remove", 1.0, rule="fail-after", action="error", injected=True, reply={"status": 500, "err": "chaosvol: injected: x"}),
+    ]
+    summary = summarize(records)
+    assert (summary.backend_failures, summary.backend_unreachable) == (3, 1)
+    assert summary.to_text().startswith("5 calls, 1 with an injected fault, 3 real backend failures (1 without an answer, 2 answered with an error)\n")
+
+
+def test_the_operation_table_stays_aligned_with_an_unknown_endpoint_row() -> None:
+    records = [event(1, "Create", 1.0), event(2, "/VolumeDriver.Snapshot", 0.0, outcome="refused", forwarded=False, backend=None)]
+    lines = summarize(records).to_text().splitlines()
+    table = lines[lines.index("") + 1:][:3]
+    assert table[0].startswith("operation") and {len(line) for line in table} == {len(table[0])}, table
+    assert table[1].index("1") == table[2].index("1") == table[0].index("calls") + len("calls") - 1
