@@ -17,6 +17,5 @@ say "looking it up makes dockerd adopt it again, without its label"
 run "$DOCKER" volume inspect v1 --format '{{.Labels}}'
 run cat "$WORK/volumes/volumes/v1/_data/f"
 audit
-echo
-echo "The Remove was answered success and never reached the backend (event log:)"
-grep '"op":"Remove"' "$EVENTS"
+say "the Remove was answered success and never reached the backend: the event log says so"
+run grep '"op":"Remove"' "$EVENTS"

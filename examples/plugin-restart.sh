@@ -5,6 +5,7 @@ example_start plugin-restart
 
 run "$DOCKER" volume create -d "$DRIVER" --label k=v v1
 say "docker volume ls kills the plugin; its socket is gone for 5 s"
+echo '$ docker volume ls >/dev/null &'
 ( "$DOCKER" volume ls >/dev/null ) &
 LS_PID=$!
 sleep 0.5

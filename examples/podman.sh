@@ -81,24 +81,26 @@ case $SCENARIO in
         podman_ volume rm precious
         say "Podman forgot it; the backend still has it (and Podman's ls never asks the plugin's List)"
         podman_ volume ls
-        ls "$WORK/volumes/volumes" ;;
+        say "the backend's volumes"
+        run ls "$WORK/volumes/volumes" ;;
     get-fails)
         podman_ volume create --driver "$DRIVER" precious
         run_may_fail "${PODMAN[@]}" volume rm precious
         say "no Remove was ever sent; the backend keeps it"
-        grep -c '"op":"Remove"' "$EVENTS" || true
-        ls "$WORK/volumes/volumes" ;;
+        run grep -c '"op":"Remove"' "$EVENTS" || true
+        run ls "$WORK/volumes/volumes" ;;
     list-fails)
         podman_ volume create --driver "$DRIVER" one
         podman_ volume create --driver "$DRIVER" two
         run_may_fail "${PODMAN[@]}" volume reload
         say "both gone from Podman, both still in the backend"
         podman_ volume ls
-        ls "$WORK/volumes/volumes" ;;
+        say "the backend's volumes"
+        run ls "$WORK/volumes/volumes" ;;
     create-err-200)
         podman_ volume create --driver "$DRIVER" phantom
         say "the backend never created it; Podman's every volume ls now fails on it"
-        ls "$WORK/volumes/volumes" 2>/dev/null || true
+        run ls "$WORK/volumes/volumes" 2>/dev/null || true
         run_may_fail "${PODMAN[@]}" volume ls ;;
     unmount-fails)
         podman_ volume create --driver "$DRIVER" data
