@@ -9,6 +9,7 @@
 set -euo pipefail
 EXAMPLES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$EXAMPLES")
+. "$REPO/scripts/as-root.sh"  # as another user: the example runs again through sudo
 CHAOSVOL="$REPO/.venv/bin/chaosvol"
 DOCKER=/usr/bin/docker
 [ -x "$DOCKER" ] || DOCKER=$(command -v docker)
@@ -28,7 +29,6 @@ run_may_fail() { set +e; run "$@"; local code=$?; set -e; echo "(exit status $co
 example_start() {
     PROFILE=$1
     DRIVER=chaosvol
-    if [ "$(id -u)" != 0 ]; then echo "run as root: sudo $0" >&2; exit 2; fi
     if [ -z "${CHAOSVOL_EXAMPLE_INSIDE:-}" ]; then
         bash "$REPO/scripts/setup"
         if [ "${USE_MY_DOCKERD:-}" != 1 ]; then

@@ -2,11 +2,11 @@
 # Podman scenarios, one command each, against a private Podman (its own storage and
 # containers.conf in a temporary directory; the machine's Podman is not touched):
 #
-#   sudo examples/podman.sh drop-removes    # rm exits 0; the backend keeps an orphan Podman never shows
-#   sudo examples/podman.sh get-fails       # rm fails with 125, yet Podman dropped the volume: no Remove sent
-#   sudo examples/podman.sh list-fails      # volume reload drops every unused plugin volume
-#   sudo examples/podman.sh create-err-200  # Err in a 200 is success to Podman: a phantom volume
-#   sudo examples/podman.sh unmount-fails   # run exits 0, the mount leaks, Podman's count stays stuck
+#   examples/podman.sh drop-removes    # rm exits 0; the backend keeps an orphan Podman never shows
+#   examples/podman.sh get-fails       # rm fails with 125, yet Podman dropped the volume: no Remove sent
+#   examples/podman.sh list-fails      # volume reload drops every unused plugin volume
+#   examples/podman.sh create-err-200  # Err in a 200 is success to Podman: a phantom volume
+#   examples/podman.sh unmount-fails   # run exits 0, the mount leaks, Podman's count stays stuck
 #
 # Each ends with `chaosvol audit --podman`. USE_MY_PODMAN=1 uses the machine's Podman instead,
 # registering the driver with `chaosvol podman register` for the duration of the script.
@@ -17,7 +17,6 @@ case $SCENARIO in
     *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
 . "$(dirname "$0")/lib.sh"
-if [ "$(id -u)" != 0 ]; then echo "run as root: sudo $0 $SCENARIO" >&2; exit 2; fi
 bash "$REPO/scripts/setup"
 command -v podman >/dev/null || { echo "podman is not installed (Debian: apt-get install podman)" >&2; exit 2; }
 
