@@ -17,7 +17,7 @@ SCRIPTS = sorted(p for p in EXAMPLES.glob("*.sh") if p.name != "lib.sh")
 SHOWN = re.compile(
     r"""^(run|run_may_fail|podman_|say|audit|echo|printf|chaosvol_start|chaosvol_stop|serve|wait|sleep|set|
     for|do|done|if|then|else|fi|case|esac|[A-Z_]+=|[a-z0-9|-]+\)|;;|\}|\)|\(.*\)\s*&$|[A-Za-z_]+\(\)\s*\{)""",
-    re.X,
+    re.VERBOSE,
 )
 
 
