@@ -28,7 +28,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from chaosvol.events import CallEvent
 
 Kind = Literal["stale-in-daemon", "unknown-to-daemon", "metadata-lost", "leaked-mount", "shadowed"]
 KINDS: tuple[Kind, ...] = ("stale-in-daemon", "unknown-to-daemon", "metadata-lost", "leaked-mount", "shadowed")
@@ -73,33 +75,32 @@ class LogView:
     err_in_200_is_success: bool = False  # Podman's reading of an answer
 
     @classmethod
-    def from_records(cls, records: Iterable[Mapping[str, Any]], *, podman: bool = False) -> LogView:
+    def from_records(cls, records: Iterable[CallEvent], *, podman: bool = False) -> LogView:
         view = cls(err_in_200_is_success=podman)
         # Arrival order: `t` first, since a log appended by several runs restarts `seq` each time.
-        for record in sorted(records, key=lambda r: (str(r.get("t", "")), r.get("seq", 0))):
+        for record in sorted(records, key=lambda r: (r.t, r.seq)):
             view._apply(record)
         return view
 
-    def _apply(self, record: Mapping[str, Any]) -> None:
-        operation, volume = record.get("op"), record.get("volume")
-        if not isinstance(volume, str):
+    def _apply(self, record: CallEvent) -> None:
+        operation, volume = record.op, record.volume
+        if volume is None:
             return
-        reply = record.get("reply")
-        if record.get("outcome", "answered") != "answered":
-            reply = None  # dockerd never read it (it hung up first, or we hung or reset)
-        answered_ok = isinstance(reply, dict) and reply.get("status") == 200 and (self.err_in_200_is_success or reply.get("err") is None)
-        backend = record.get("backend")
-        backend_ok = bool(record.get("forwarded")) and isinstance(backend, dict) and backend.get("status") == 200 and backend.get("err") is None
+        # dockerd never read an answer when it hung up first, or when we hung or reset.
+        reply = record.reply if record.outcome == "answered" else None
+        answered_ok = reply is not None and reply.status == 200 and (self.err_in_200_is_success or reply.err is None)
+        backend = record.backend
+        backend_ok = record.forwarded and backend is not None and backend.ok
         if operation == "Create":
             self.believed.setdefault(volume, False)
             if answered_ok:
                 self.believed[volume] = True
-                self.create_opts[volume] = dict(record.get("opts") or {})
+                self.create_opts[volume] = dict(record.opts or {})
                 self.purged_while_kept.discard(volume)
         elif operation == "Get":
-            if not isinstance(reply, dict):
+            if reply is None:
                 return  # no answer (hang, reset): a transport error, dockerd purges nothing
-            found = answered_ok and reply.get("found", True)
+            found = answered_ok and reply.found is not False
             if found:
                 self.believed[volume] = True
             elif self.believed.get(volume):
@@ -114,8 +115,8 @@ class LogView:
                 if not backend_ok:
                     self.purged_while_kept.add(volume)  # told removed; the backend kept it
         elif operation in ("Mount", "Unmount") and backend_ok:
-            mount_id = record.get("mount_id")
-            if not isinstance(mount_id, str):
+            mount_id = record.mount_id
+            if mount_id is None:
                 return
             counts = self.mounts.setdefault(volume, {})
             counts[mount_id] = counts.get(mount_id, 0) + (1 if operation == "Mount" else -1)

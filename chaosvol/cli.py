@@ -23,6 +23,7 @@ from chaosvol.control import control_path_for
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import ChaosvolError, ProfileError, UsageError
 from chaosvol.eventlog import EventLog
+from chaosvol.events import EventLogContents
 from chaosvol.profile import PASSTHROUGH, Profile, advice, load_profile
 from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings, default_socket_path
@@ -200,13 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay",
         help="turn a recorded run's event log into a profile that makes the same decisions",
-        description="Write a profile that fires the same actions on the same calls as the recorded run (selected "
-        "by operation, volume and call index, never by chance). A log does not keep actions' options: give the "
-        "original profile with --profile to copy them.",
+        description="Write a profile that fires the same actions, with the same options, on the same calls as the "
+        "recorded run (selected by operation, volume and call index, never by chance), whatever the seed. The log "
+        "alone is enough: it records each fault as carried out (a delay's drawn duration, an error's message). "
+        "Logs of chaosvol before event schema 2 did not: give the run's profile with --profile for them.",
+        epilog="Exit status: 0 every fault of the run is in the profile; 1 some call could not be reproduced "
+        "(each is named on stderr; the profile holds the rest); 2 the log cannot be read.",
     )
     replay.add_argument("events", metavar="EVENTS", help="the event log of the run to replay")
     replay.add_argument("-o", "--output", metavar="PROFILE", help="write the profile here (default: stdout)")
-    replay.add_argument("--profile", metavar="FILE", help="the profile the run used, for the actions' options")
+    replay.add_argument("--profile", metavar="FILE", help="the profile the run used (needed only for logs of event schema 1)")
+    replay.add_argument("--run", type=int, metavar="N", help="which run of a log several runs appended to (from 1; default: the last)")
     replay.set_defaults(run=run_replay)
     return parser
 
@@ -791,7 +796,7 @@ def run_audit(args: argparse.Namespace) -> int:
     from chaosvol.daemon import daemon_view
 
     podman = args.podman is not None
-    log = LogView.from_records(_read_events(args.events), podman=podman) if args.events else None
+    log = LogView.from_records(_read_events(args.events).events, podman=podman) if args.events else None
     if podman:
         import shlex
 
@@ -816,28 +821,23 @@ def run_audit(args: argparse.Namespace) -> int:
     return EXIT_FOUND if findings else EXIT_OK
 
 
-def _read_events(path: str) -> list[dict[str, Any]]:
-    """An event log's records. A last line cut short (a run still writing, or killed) is skipped.
+def _read_events(path: str) -> EventLogContents:
+    """An event log, typed (chaosvol.events.parse_event_log).
 
     Raises:
-        UsageError: the file cannot be read, or a complete line is not an event.
+        UsageError: the file cannot be read, or a line is not chaosvol's (`file:line: why`).
     """
-    from chaosvol.events import parse_line
+    from chaosvol.events import EventLogError, parse_event_log
 
-    records = []
     try:
         with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(parse_line(line))
-                except ValueError as exc:
-                    if line.endswith("\n"):
-                        raise UsageError(f"{path}:{number}: not an event-log line: {exc}") from exc
+            return parse_event_log(handle, path)
+    except EventLogError as exc:
+        raise UsageError(str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not an event log: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return records
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -846,7 +846,7 @@ def _read_events(path: str) -> list[dict[str, Any]]:
 def run_report(args: argparse.Namespace) -> int:
     from chaosvol.report import render_html, summarize
 
-    records = _read_events(args.events)
+    records = _read_events(args.events).events
     if not records:
         raise UsageError(f"{args.events}: no events in it")
     print(summarize(records).to_text(), end="")
@@ -865,10 +865,23 @@ def run_replay(args: argparse.Namespace) -> int:
     from chaosvol.replay import replay
 
     original = load_profile(args.profile) if args.profile else None
-    result = replay(_read_events(args.events), original, os.path.basename(args.events))
+    log = _read_events(args.events)
+    if not log.runs:
+        raise UsageError(f"{args.events}: no calls in it: nothing to replay")
+    run = log.runs if args.run is None else args.run
+    if not 1 <= run <= log.runs:
+        raise UsageError(f"--run {args.run}: {args.events} holds {log.runs} run(s); give 1 to {log.runs}")
+    if log.runs > 1:
+        print(f"chaosvol replay: {args.events} holds {log.runs} runs; replaying run {run} (--run N for another)", file=sys.stderr)
+    if log.schema < 2 and original is None:
+        print(f"chaosvol replay: {args.events} is of event schema 1 (no decisions recorded): actions that need options "
+              "need the run's profile (--profile)", file=sys.stderr)
+    result = replay(log.run(run - 1), original, os.path.basename(args.events))
     parse_profile(result.text, "<replay>")  # what we write must load: a failure here is our bug
-    for reason in result.skipped:
-        print(f"chaosvol replay: skipped {reason}", file=sys.stderr)
+    for note in result.notes:
+        print(f"chaosvol replay: approximate: {note}", file=sys.stderr)
+    for reason in result.unreproducible:
+        print(f"chaosvol replay: cannot reproduce {reason}", file=sys.stderr)
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as handle:
@@ -878,6 +891,9 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"chaosvol replay: {result.rules} rule(s) written to {args.output}", file=sys.stderr)
     else:
         print(result.text, end="")
+    if result.unreproducible:
+        print(f"chaosvol replay: {len(result.unreproducible)} faulted call(s) could not be reproduced (above)", file=sys.stderr)
+        return EXIT_FOUND
     return EXIT_OK
 
 

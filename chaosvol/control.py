@@ -450,7 +450,7 @@ class ControlClient:
             except PermissionError:
                 raise UsageError(f"{self.path}: permission denied (the control socket is its owner's only)") from None
             except (OSError, http.client.HTTPException) as exc:
-                raise UsageError(f"control socket {self.path}: {exc.strerror or exc}") from None
+                raise UsageError(f"control socket {self.path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from None
         finally:
             connection.close()
         try:

@@ -37,16 +37,23 @@ def parse_duration(text: str) -> float:
         position = match.end()
     if not stripped or position != len(stripped):
         raise ValueError(f"{text!r} is not {DURATION_FORMS}")
-    return total
+    return round(total, 6)  # to the microsecond, the finest unit: 13.995ms is 0.013995, not 0.013994999...
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest profile spelling of `seconds` (used by replay and in messages)."""
-    if seconds == 0:
+    """The shortest profile spelling of `seconds` that reads back as the same number of
+    microseconds (used by replay, which must reproduce a recorded delay, and in messages)."""
+    micro = round(seconds * 1_000_000)
+    if micro == 0:
         return "0s"
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    minutes, rest = divmod(seconds, 60)
-    if minutes and rest == int(rest):
-        return f"{int(minutes)}m{int(rest)}s" if rest else f"{int(minutes)}m"
-    return f"{seconds:g}s"
+    if micro < 1_000_000:
+        return f"{micro / 1000:.3f}".rstrip("0").rstrip(".") + "ms"
+    if micro % 1000:
+        return f"{micro / 1_000_000:.6f}".rstrip("0") + "s"
+    if micro % 1_000_000 == 0:
+        whole = micro // 1_000_000
+        minutes, rest = divmod(whole, 60)
+        if minutes and whole >= 60:
+            return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+        return f"{whole}s"
+    return f"{micro / 1_000_000:.3f}".rstrip("0") + "s"

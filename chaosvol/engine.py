@@ -22,7 +22,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from chaosvol.effects import Forward, Plan
 from chaosvol.faults import FaultContext
@@ -39,6 +39,9 @@ class Decision:
     rule: str | None
     action: str | None
     plan: Plan
+    rule_index: int | None = None  # the rule's place in the profile, from 0
+    actions: tuple[Any, ...] = ()  # the rule's actions resolved for this call (random choices made)
+    volume_pattern: str | None = None  # the rule's volume glob (for List, the entries it acts on)
 
     @property
     def injected(self) -> bool:
@@ -87,6 +90,7 @@ class ChaosEngine:
             (rule, RuleState(), random.Random(f"{self.seed}/{rule.name}"), rule.sees_list_entries)
             for rule in profile.rules
         ]
+        self._index: dict[str, int] = {rule.name: index for index, rule in enumerate(profile.rules)}
         # Each call is checked only against the rules that can match its operation, in order:
         # with a hundred rules, a Get looks at the Get rules alone.
         self.disabled: set[str] = set()
@@ -128,7 +132,8 @@ class ChaosEngine:
             state.fired += 1
             state.last_fired_at = now
             context = FaultContext(stream, now, state.fired, rule.match.volume)
-            return Decision(rule.name, rule.action_label, rule.plan(call, context))
+            actions, plan = rule.decide(call, context)
+            return Decision(rule.name, rule.action_label, plan, self._index[rule.name], actions, rule.match.volume)
         return PASS
 
     @property

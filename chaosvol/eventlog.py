@@ -56,6 +56,14 @@ class EventLog:
             return cls(sys.stdout, close_stream=False)
         return cls(open(target, "a", encoding="utf-8"), close_stream=True)
 
+    def write_line(self, line: str) -> None:
+        """A line that is not a call's (the run's header), in its place among the records."""
+        if not self._closed:
+            self._pending.append(line)
+            if self._writer is not None:
+                trio.lowlevel.reschedule(self._writer)
+                self._writer = None
+
     def record(self, record: CallRecord) -> None:
         if self._closed or len(self._pending) >= QUEUE_SIZE:
             self.lost += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import hashlib
 import random
 import re
 import types
@@ -103,10 +104,16 @@ class Rule:
         return any(action.sees_list_entries for action in self.actions)
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
-        if len(self.actions) == 1:
-            plan: Plan = self.actions[0].plan(call, context)
-            return plan
-        return Plan.combine([action.plan(call, context) for action in self.actions])
+        return self.decide(call, context)[1]
+
+    def decide(self, call: PluginCall, context: FaultContext) -> tuple[tuple[Any, ...], Plan]:
+        """The actions resolved for this call (every random choice made) and the plan made of
+        them: the plan draws nothing more, so the resolved actions say all it does."""
+        resolved = tuple(action.resolve(call, context) for action in self.actions)
+        if len(resolved) == 1:
+            plan: Plan = resolved[0].plan(call, context)
+            return resolved, plan
+        return resolved, Plan.combine([action.plan(call, context) for action in resolved])
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,7 @@ class Profile:
     seed: int | None = None
     source: str = "<none>"
     description: str | None = None
+    digest: str | None = None  # sha256 of the profile's text, for the event log's header
 
 
 PASSTHROUGH: Final = Profile(source="<pass-through>")
@@ -185,7 +193,7 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
     if loader.problems:
         raise ProfileError(sorted(loader.problems, key=lambda p: (p.position.line, p.position.column)))
     assert profile is not None
-    return profile
+    return dataclasses.replace(profile, digest=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 class _Invalid(Exception):

@@ -2,17 +2,19 @@
 
 Every call a rule fired on becomes one rule selected by operation, volume and its index among
 the calls with that operation and volume: never by chance. For the same sequence of calls the
-profile fires the same actions on the same calls, whatever the seed.
+profile fires the same actions, with the same options, on the same calls, whatever the seed.
 
 Why the order of the rules: a rule counts the calls that reach it, and a call one rule fires on
 reaches no later rule. Rules for the same operation and volume are therefore written latest call
 first, so that each sees every call before its own.
 
-What a log cannot say: an action's options (a delay's duration, an error's message). They are
-taken from the original profile's rule of the same name when it is given (`--profile`), with
-any jitter removed; otherwise options that have defaults are left at them and rules whose action
-needs options are reported and skipped. Calls that name no volume on an operation that usually
-does (dockerd's empty-body retries) cannot be selected alone and are reported too.
+Where the actions come from: a log of schema 2 records each fired rule's actions as carried out
+(a delay's drawn duration, an error's exact message), so the log alone is enough. A log of
+schema 1 did not: with the original profile (`--profile`) the rule of the same name gives the
+options (a jittered delay replays at its nominal duration); without it, actions that need
+options cannot be reproduced. Calls that name no volume on an operation that usually does
+(dockerd's empty-body retries) cannot be selected alone. Every call that cannot be reproduced is
+named in `unreproducible`, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from chaosvol.durations import format_duration
-from chaosvol.faults import FAULTS
-from chaosvol.profile import Profile
+from chaosvol.events import CallEvent
+from chaosvol.faults import FAULTS, options_of, profile_action
+from chaosvol.profile import Profile, Rule
 from chaosvol.protocol import OPERATION_BY_NAME
 
 
@@ -35,87 +37,87 @@ from chaosvol.protocol import OPERATION_BY_NAME
 class Replay:
     text: str  # the profile, YAML
     rules: int
-    skipped: list[str]
+    unreproducible: list[str] = field(default_factory=list)  # each: which call, and why
+    notes: list[str] = field(default_factory=list)  # what is reproduced only approximately
 
 
-def replay(records: Iterable[Mapping[str, Any]], original: Profile | None = None, source: str = "events") -> Replay:
-    ordered = sorted(records, key=lambda r: (str(r.get("t", "")), r.get("seq", 0)))
+def replay(events: Iterable[CallEvent], original: Profile | None = None, source: str = "events") -> Replay:
+    ordered = sorted(events, key=lambda e: (e.t, e.seq))
     seen: Counter[tuple[str, str | None]] = Counter()
-    chosen: list[tuple[tuple[str, str | None], int, Mapping[str, Any]]] = []
-    skipped: list[str] = []
-    for record in ordered:
-        op, volume = record.get("op"), record.get("volume")
-        if op not in OPERATION_BY_NAME:
+    chosen: list[tuple[tuple[str, str | None], int, CallEvent]] = []
+    unreproducible: list[str] = []
+    for event in ordered:
+        if event.op not in OPERATION_BY_NAME:
             continue
-        key = (str(op), volume if isinstance(volume, str) else None)
+        key = (event.op, event.volume)
         seen[key] += 1
-        if not record.get("rule") or record.get("action") == "pass":
+        if not event.rule or event.action == "pass":
             continue
-        operation = OPERATION_BY_NAME[str(op)]
-        if key[1] is None and operation.names_volume:
-            skipped.append(f"seq {record.get('seq')}: {op} with no volume (an empty-body retry) cannot be selected alone")
+        if key[1] is None and OPERATION_BY_NAME[event.op].names_volume:
+            unreproducible.append(f"seq {event.seq}: {event.op} with no volume (an empty-body retry) cannot be selected alone")
             continue
-        chosen.append((key, seen[key], record))
+        chosen.append((key, seen[key], event))
     originals = {rule.name: rule for rule in original.rules} if original is not None else {}
     rules: list[dict[str, Any]] = []
-    for key, index, record in sorted(chosen, key=lambda item: (item[0][0], item[0][1] or "", -item[1])):
-        actions = _actions(record, originals)
+    notes: list[str] = []
+    for key, index, event in sorted(chosen, key=lambda item: (item[0][0], item[0][1] or "", -item[1])):
+        actions, entries, why = _actions(event, originals.get(event.rule or ""))
         if actions is None:
-            skipped.append(f"seq {record.get('seq')}: {record.get('action')} needs options the log does not keep; pass --profile")
+            unreproducible.append(f"seq {event.seq}: {event.op} {event.volume or ''}".rstrip() + f": {why}")
             continue
+        if why:
+            notes.append(f"seq {event.seq}: {why}")
         match: dict[str, Any] = {"op": key[0]}
-        if key[1] is not None:
-            match["volume"] = _glob_escape(key[1])
+        volume = key[1] if key[1] is not None else entries
+        if volume is not None:
+            match["volume"] = _glob_escape(volume) if key[1] is not None else volume
         rule: dict[str, Any] = {"name": f"replay-{key[0]}-{key[1] or 'all'}-{index}", "match": match}
         if index > 1:
             rule["after"] = index - 1
         rule["times"] = 1
-        rule.update(actions)
+        rule.update({"action": actions[0]} if len(actions) == 1 else {"actions": actions})
         rules.append(rule)
     header = (
         f"# Replays the faults recorded in {source}: {len(rules)} rule(s), one per faulted call,\n"
         "# selected by operation, volume and call index (latest first for each; see chaosvol replay).\n"
     )
-    text = header + yaml.safe_dump({"version": 1, "rules": rules}, sort_keys=False, default_flow_style=None, width=110)
-    return Replay(text, len(rules), skipped)
+    text = header + yaml.safe_dump({"version": 1, "rules": rules}, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
+    return Replay(text, len(rules), unreproducible, notes)
 
 
-def _actions(record: Mapping[str, Any], originals: Mapping[str, Any]) -> dict[str, Any] | None:
-    rule = originals.get(str(record.get("rule")))
-    if rule is not None:
-        written = [_write_action(action) for action in rule.actions]
-        return {"action": written[0]} if len(written) == 1 else {"actions": written}
-    words = str(record.get("action") or "").split("+")
-    written_words: list[Any] = []
+def _actions(event: CallEvent, rule: Rule | None) -> tuple[list[Any] | None, str | None, str]:
+    """The actions to write for `event`, the volume glob of the List entries they act on, and
+    why they are missing (actions None) or only approximate (a note)."""
+    if event.decision is not None:  # schema 2: the log says what was done
+        unknown = [action.word for action in event.decision if action.word not in FAULTS]
+        if unknown:
+            return None, None, f"action {unknown[0]!r} is not one this chaosvol knows (a log of a newer chaosvol?)"
+        written = [profile_action(action.word, action.options) for action in event.decision]
+        sees_entries = any(FAULTS[action.word].sees_list_entries for action in event.decision)
+        return written, event.decision_volume if sees_entries else None, ""
+    if rule is not None:  # schema 1, with the original profile
+        written = [profile_action(action.word, _nominal(action)) for action in rule.actions]
+        note = "a jittered delay replays at its nominal duration (a schema 1 log did not record the one drawn)"
+        return written, rule.match.volume if rule.sees_list_entries else None, note if _draws(rule) else ""
+    words = (event.action or "").split("+")
     for word in words:
         fault = FAULTS.get(word)
         if fault is None or any(f.default is dataclasses.MISSING for f in dataclasses.fields(fault)):
-            return None
-        written_words.append(word)
-    return {"action": written_words[0]} if len(written_words) == 1 else {"actions": written_words}
+            return None, None, f"{event.action} needs options a schema 1 log does not keep; pass the run's profile with --profile"
+    return list(words), None, ""
 
 
-def _write_action(action: Any) -> Any:
-    options: dict[str, Any] = {}
-    for field in dataclasses.fields(action):
-        value = getattr(action, field.name)
-        if field.name == "jitter":
-            continue  # the delay actually drawn is not in the log: replay the nominal one
-        if value == field.default:
-            continue
-        options[field.name] = _write_value(field.type, value)
-    return {action.word: options} if options else action.word
+def _nominal(action: Any) -> Mapping[str, Any]:
+    options = options_of(action)
+    if "jitter" in options:
+        options["jitter"] = 0.0
+    return options
 
 
-def _write_value(hint: Any, value: Any) -> Any:
-    if isinstance(value, float) and "Seconds" in str(hint):
-        return format_duration(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+def _draws(rule: Rule) -> bool:
+    return any(options_of(action).get("jitter") for action in rule.actions)
 
 
 def _glob_escape(name: str) -> str:
     """A glob that matches exactly `name`."""
     return "".join(f"[{c}]" if c in "*?[]" else c for c in name) if any(c in name for c in "*?[]") else name
-

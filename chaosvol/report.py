@@ -10,9 +10,14 @@ import html
 import json
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Final
+
+from chaosvol.events import CallEvent, Seen
+from chaosvol.faults import describe_action
+
+FAULTS_SHOWN: Final = 40  # in the text summary; the HTML shows every one
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,7 @@ class Summary:
     outcomes: dict[str, int]
     latency_by_operation: dict[str, Latency] = field(default_factory=dict)
     backend_unreachable: int = 0  # of backend_failures: no answer at all (unreachable, cut, timed out)
+    faults: tuple[str, ...] = ()  # each faulted call, as carried out, in arrival order
 
     def to_text(self) -> str:
         first = f"{self.calls} calls, {self.injected} with an injected fault, {self.backend_failures} real backend failures"
@@ -54,6 +60,13 @@ class Summary:
             lines.append("faults fired, by rule:")
             for rule, count in sorted(self.fired_by_rule.items(), key=lambda item: -item[1]):
                 lines.append(f"  {rule:<32}{count:>6}")
+        if self.faults:
+            lines.append("")
+            lines.append("each fault, as carried out:")
+            shown = self.faults[:FAULTS_SHOWN]
+            lines.extend(f"  {fault}" for fault in shown)
+            if len(self.faults) > len(shown):
+                lines.append(f"  ... and {len(self.faults) - len(shown)} more (chaosvol report --html shows them all)")
         unusual = {k: v for k, v in self.outcomes.items() if k != "answered"}
         if unusual:
             lines.append("")
@@ -61,38 +74,56 @@ class Summary:
         return "\n".join(lines) + "\n"
 
 
-def summarize(records: Iterable[Mapping[str, Any]]) -> Summary:
+def summarize(records: Iterable[CallEvent]) -> Summary:
     records = list(records)
     by_operation: Counter[str] = Counter()
     fired: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
     durations: dict[str, list[float]] = defaultdict(list)
+    faults: list[str] = []
     injected = backend_failures = unreachable = retries = 0
-    for record in records:
-        operation = str(record.get("op"))
+    for record in sorted(records, key=lambda r: (r.t, r.seq)):
+        operation = str(record.op)
         by_operation[operation] += 1
-        outcomes[str(record.get("outcome", "answered"))] += 1
-        durations[operation].append(float(record.get("ms") or 0.0))
-        if record.get("rule"):
+        outcomes[record.outcome] += 1
+        durations[operation].append(record.ms)
+        if record.rule:
             injected += 1
-            fired[f"{record['rule']} ({record.get('action')})"] += 1
-        backend = record.get("backend")
-        if backend_failed(backend):
+            fired[f"{record.rule} ({record.action})"] += 1
+            faults.append(describe_fault(record))
+        if backend_failed(record.backend):
             backend_failures += 1
-            unreachable += isinstance(backend, dict) and "error" in backend
-        retries += bool(record.get("retry"))
+            unreachable += record.backend is not None and record.backend.error is not None
+        retries += record.retry
     latency = {op: _latency(values) for op, values in durations.items()}
     return Summary(
-        len(records), dict(by_operation), dict(fired), injected, backend_failures, retries, dict(outcomes), latency, unreachable
+        len(records), dict(by_operation), dict(fired), injected, backend_failures, retries, dict(outcomes), latency, unreachable,
+        tuple(faults),
     )
 
 
-def backend_failed(backend: object) -> bool:
+def describe_fault(record: CallEvent) -> str:
+    """One faulted call as a person reads it: which call, which rule, and what exactly was done
+    (the resolved actions of a schema 2 log; the action words of an older one)."""
+    call = f"seq {record.seq} {record.op}" + (f" {record.volume}" if record.volume else "") + (" (retry)" if record.retry else "")
+    return f"{call}: {record.rule}: {describe_done(record)}"
+
+
+def describe_done(record: CallEvent) -> str:
+    """What a rule did to a call: its resolved actions (schema 2), or its action words."""
+    if record.decision is not None:
+        done = "; ".join(describe_action(action.word, action.options) for action in record.decision)
+    else:
+        done = f"{record.action} (options not recorded: an event log of schema 1)"
+    return done + (f", held until {record.held}" if record.held else "")
+
+
+def backend_failed(backend: Seen | None) -> bool:
     """Whether the backend's part of a call failed: no answer (`error`), or an answer dockerd
     takes as a failure (a status other than 200, or a non-empty Err)."""
-    if not isinstance(backend, dict):
+    if backend is None:
         return False
-    return "error" in backend or backend.get("status") not in (None, 200) or bool(backend.get("err"))
+    return backend.error is not None or (backend.status is not None and backend.status != 200) or backend.err is not None
 
 
 def _latency(values: list[float]) -> Latency:
@@ -101,12 +132,14 @@ def _latency(values: list[float]) -> Latency:
     return Latency(len(ordered), statistics.median(ordered), p99, ordered[-1])
 
 
-def render_html(records: Iterable[Mapping[str, Any]], title: str) -> str:
+def render_html(records: Iterable[CallEvent], title: str) -> str:
     """One page: the summary, then every call on a time axis (dockerd -> proxy -> backend),
-    injected faults highlighted, filterable by volume to follow one volume's life line."""
-    records = sorted(records, key=lambda r: (str(r.get("t", "")), r.get("seq", 0)))
+    injected faults highlighted with what exactly was done, filterable by volume to follow one
+    volume's life line."""
+    records = sorted(records, key=lambda r: (r.t, r.seq))
     summary = summarize(records)
-    data = json.dumps(records, separators=(",", ":")).replace("</", "<\\/")
+    rows = [{**record.raw, "done": describe_done(record) if record.rule else None} for record in records]
+    data = json.dumps(rows, separators=(",", ":")).replace("</", "<\\/")
     return _PAGE.format(
         title=html.escape(title),
         summary=html.escape(summary.to_text()),
@@ -162,7 +195,7 @@ function render(volume) {{
     else if (failed(c.backend)) row.className = "real-failure";
     const offset = Date.parse(c.t) - start;
     const cells = [(offset / 1000).toFixed(3), c.seq, c.conn, c.op + (c.retry ? " (retry)" : ""), c.volume || "",
-      c.rule ? c.rule + " / " + c.action : "", c.forwarded ? describe(c.backend) : "not forwarded",
+      c.rule ? c.rule + " / " + (c.done || c.action) : "", c.forwarded ? describe(c.backend) : "not forwarded",
       c.reply ? describe(c.reply) : c.outcome, (c.ms || 0).toFixed(2)];
     for (const text of cells) {{
       const cell = document.createElement("td");

@@ -19,17 +19,18 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, assert_never, overload
+from typing import Final, Literal, assert_never, overload
 
 import trio
 
+from chaosvol import __version__
 from chaosvol.backends import AnswerSink, Backend
 from chaosvol.control import ControlServer
 from chaosvol.effects import Crash, Forward, Hang, Hold, Plan, Reply, Reset, Rewrite, Sleep
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import BackendError, RequestError
 from chaosvol.eventlog import EventLog, RecentEvents
-from chaosvol.events import BackendOutcome, CallRecord, Outcome
+from chaosvol.events import BackendOutcome, CallRecord, Outcome, header_line
 from chaosvol.holds import HoldRegistry
 from chaosvol.profile import Profile
 from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply
@@ -189,6 +190,7 @@ class PluginServer:
         try:
             async with trio.open_nursery() as outer:
                 if self.events is not None:
+                    self._log_profile("header")
                     outer.start_soon(self.events.run)
                 enforce_deadlines = getattr(self.backend, "enforce_deadlines", None)
                 if enforce_deadlines is not None:  # one task for every backend call's deadline
@@ -269,7 +271,20 @@ class PluginServer:
         seed = self.seed_override if self.seed_override is not None else profile.seed if profile.seed is not None else self.engine.seed
         self.engine = ChaosEngine(profile, seed=seed)
         self.profile_loaded_at = time.time()
+        self._log_profile("load")
         return self.engine
+
+    def _log_profile(self, kind: Literal["header", "load"]) -> None:
+        """The event log's line that says which chaosvol, profile and seed the records below
+        come from (`header`: a run starts; `load`: another profile took over)."""
+        if self.events is None:
+            return
+        profile = self.engine.profile
+        self.events.write_line(header_line(
+            kind, version=__version__, seed=self.engine.seed, profile_source=profile.source, profile_digest=profile.digest,
+            rules=len(profile.rules), started_at=time.time(), name=self.settings.name, socket=self.settings.socket_path,
+            backend=self.settings.backend_label,
+        ))
 
     def shut_down(self, grace: float | None = None) -> None:
         """Stop accepting, close idle connections, give in-flight calls `grace` seconds."""
@@ -397,6 +412,9 @@ class PluginServer:
                 progress.outcome,
                 call.opts,
                 progress.held,
+                decision.rule_index,
+                decision.actions,
+                decision.volume_pattern,
             )
             self.recent.add(record)
             if self.events is not None:

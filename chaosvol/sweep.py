@@ -41,6 +41,7 @@ from chaosvol.backends.spec import open_backend
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import BackendError, ProfileError, UsageError
 from chaosvol.eventlog import EventLog
+from chaosvol.events import CallEvent
 from chaosvol.profile import PASSTHROUGH, Profile, parse_profile
 from chaosvol.protocol import OPERATION_BY_NAME, Operation, PluginCall
 from chaosvol.server import PluginServer
@@ -74,7 +75,7 @@ class RunResult:
     k: int
     exit_status: int | None  # None: killed after the timeout
     seconds: float
-    hit: dict[str, Any] | None = None  # the call the sweep rule fired on
+    hit: CallEvent | None = None  # the call the sweep rule fired on
     findings: list[Finding] = field(default_factory=list)
     matching_calls: int = 0
     output: Path | None = None
@@ -173,8 +174,8 @@ class Sweep:
                 exit_status = done.returncode
         result = RunResult(k, exit_status, time.monotonic() - started, output=output)
         await trio.lowlevel.checkpoint()  # let the event log writer take the last records
-        records = [record.to_json() for record in server.recent.after(first_seq)]
-        result.hit = next((r for r in records if r.get("rule") == SWEEP_RULE), None)
+        records = [CallEvent.from_json(record.to_json()) for record in server.recent.after(first_seq)]
+        result.hit = next((r for r in records if r.rule == SWEEP_RULE), None)
         result.matching_calls = server.engine.statistics().rules[SWEEP_RULE].matched
         server.paused = True  # nothing is injected from here to the next run
         if spec.audit:
@@ -183,7 +184,7 @@ class Sweep:
         self.results.append(result)
         return result
 
-    async def audit(self, backend_spec: str, records: list[dict[str, Any]]) -> list[Finding]:
+    async def audit(self, backend_spec: str, records: list[CallEvent]) -> list[Finding]:
         from chaosvol.backends.inventory import backend_view
         from chaosvol.daemon import daemon_view
 
@@ -252,8 +253,8 @@ def describe_hit(result: RunResult) -> str:
     hit = result.hit
     if hit is None:
         return "(none: the call did not come)"
-    volume = f" {hit['volume']}" if hit.get("volume") else ""
-    return f"{hit['op']}{volume} (seq {hit['seq']})"
+    volume = f" {hit.volume}" if hit.volume else ""
+    return f"{hit.op}{volume} (seq {hit.seq})"
 
 
 def describe_exit(result: RunResult) -> str:

@@ -13,17 +13,27 @@ else lists the faults. Class variables a fault may set:
 A fault may also define `advice(self) -> list[str]`: what a profile author should know about
 these options (for example, that a client such as Podman reads the fault differently);
 `chaosvol check` prints it as warnings.
+
+A fault that draws from the rule's random stream or leaves something to the call (a default
+message) defines `resolve(self, call, context)`: the same fault with every choice made for this
+call (a delay's drawn duration and no jitter). The engine plans from the resolved fault, and
+the event log records it, so a run can be replayed from its log alone. The default is the
+fault itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import pkgutil
 import random
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol, TypeVar
 
+from chaosvol.durations import DurationMarker, format_duration
 from chaosvol.effects import Plan
 from chaosvol.protocol import Operation, PluginCall
 
@@ -53,6 +63,12 @@ class Fault(Protocol):
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan: ...
 
+    def resolve(self, call: PluginCall, context: FaultContext) -> Any: ...
+
+
+def _unresolved(self: Any, call: PluginCall, context: FaultContext) -> Any:
+    return self  # nothing drawn, nothing left to the call: the fault is its own decision
+
 
 FAULTS: Final[dict[str, type[Any]]] = {}
 
@@ -69,10 +85,66 @@ def register(word: str) -> Callable[[F], F]:
         for name, default in (("operations", None), ("sees_list_entries", False)):
             if name not in vars(cls) and not any(name in vars(base) for base in cls.__mro__[1:-1]):
                 setattr(cls, name, default)
+        if "resolve" not in vars(cls):
+            cls.resolve = _unresolved
         FAULTS[word] = cls
         return cls
 
     return decorate
+
+
+def options_of(fault: Any) -> dict[str, Any]:
+    """A fault's options as JSON values, every one written (defaults too): durations in
+    seconds, choices as their words, lists as lists. What the event log records."""
+    options: dict[str, Any] = {}
+    for item in dataclasses.fields(fault):
+        value = getattr(fault, item.name)
+        options[item.name] = list(value) if isinstance(value, tuple) else value
+    return options
+
+
+def profile_action(word: str, options: Mapping[str, Any]) -> Any:
+    """An action as a profile writes it, from the options a log recorded: durations spelled
+    (`312.734ms`), options that are null left out. `drop` alone when nothing is left.
+
+    Raises:
+        KeyError: no fault is called `word`.
+    """
+    fault = FAULTS[word]
+    durations = {name for name, hint in typing.get_type_hints(fault, include_extras=True).items() if _is_duration(hint)}
+    written: dict[str, Any] = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in durations and isinstance(value, int | float) and not isinstance(value, bool):
+            written[name] = format_duration(float(value))
+        else:
+            written[name] = value
+    return {word: written} if written else word
+
+
+def describe_action(word: str, options: Mapping[str, Any]) -> str:
+    """One line a person reads: `delay: {duration: 312.734ms, jitter: 0s, when: before}`."""
+    try:
+        action = profile_action(word, options)
+    except KeyError:
+        action = {word: dict(options)} if options else word
+    if isinstance(action, str):
+        return action
+    ((name, written),) = action.items()
+    inner = ", ".join(f"{key}: {json.dumps(value, ensure_ascii=False) if not isinstance(value, str) or _needs_quotes(value) else value}"
+                      for key, value in written.items())
+    return f"{name}: {{{inner}}}"
+
+
+def _needs_quotes(text: str) -> bool:
+    return not text or any(c in text for c in ":{}[],#&*!|>'\"%@`") or text != text.strip()
+
+
+def _is_duration(hint: Any) -> bool:
+    if typing.get_origin(hint) is typing.Annotated:
+        return DurationMarker in typing.get_args(hint)[1:]
+    return any(_is_duration(arg) for arg in typing.get_args(hint))
 
 
 def load_faults() -> None:

@@ -6,6 +6,7 @@ late: that is how a late Create or a leaked Mount is reproduced (dockerd-behavio
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -31,10 +32,15 @@ class Delay:
             return [f"a delay of up to {longest:g}s is past Podman's {PODMAN_PLUGIN_TIMEOUT:g}s plugin timeout: under Podman the call fails (no retry)"]
         return []
 
+    def resolve(self, call: PluginCall, context: FaultContext) -> Delay:
+        """The delay this call gets: the jitter drawn (to the microsecond), none left."""
+        if not self.jitter:
+            return self
+        seconds = max(0.0, self.duration + context.random.uniform(-self.jitter, self.jitter))
+        return dataclasses.replace(self, duration=round(seconds, 6), jitter=0.0)
+
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
-        seconds = self.duration
-        if self.jitter:
-            seconds = max(0.0, seconds + context.random.uniform(-self.jitter, self.jitter))
+        seconds = self.resolve(call, context).duration
         if self.when == "before":
             return Plan.of(Sleep(seconds), Forward())
         return Plan.of(Forward(), Sleep(seconds))

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -35,6 +36,12 @@ class Error:
         if self.status == 200:
             return ["status 200: Podman ignores Err in a 200 answer, so under Podman this is a silent success, not an error"]
         return []
+
+    def resolve(self, call: PluginCall, context: FaultContext) -> Error:
+        """With the message written out: the log says the exact text dockerd got."""
+        if self.message is not None:
+            return self
+        return dataclasses.replace(self, message=injected_message(call.operation))
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         message = self.message if self.message is not None else injected_message(call.operation)

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from tests.support.dockerd import DockerdUnavailable, PrivateDockerd
+from tests.support.events import call_lines
 from tests.support.policy import unavailable
 
 
@@ -74,7 +75,7 @@ class Chaosvol:
     process: subprocess.Popen[str]
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.events_path.read_text().splitlines() if line.strip()]
+        return call_lines(self.events_path)
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`chaosvol ctl --name NAME ARGS...` as a user runs it; it must succeed."""

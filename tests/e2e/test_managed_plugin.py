@@ -6,7 +6,6 @@ everything, leaving nothing behind."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.dockerd import IMAGE
+from tests.support.events import call_lines
 
 REPO = Path(__file__).parents[2]
 
@@ -93,7 +93,7 @@ def test_the_managed_plugin_serves_volumes_and_injects_faults(managed: Managed, 
     assert (managed.propagated(name) / "builtin" / "volumes" / volume / "_data" / "f").read_text() == "hello\n"
     assert docker("volume", "rm", volume).stdout.strip() == volume  # dockerd says: removed ...
     assert volume in docker("volume", "ls", "-q").stdout.split()  # ... and it is back: the remove was dropped
-    events = [json.loads(line) for line in (managed.propagated(name) / "events" / "events.jsonl").read_text().splitlines()]
+    events = call_lines(managed.propagated(name) / "events" / "events.jsonl")
     assert [(e["op"], e["action"], e["forwarded"]) for e in events if e["op"] == "Remove"] == [("Remove", "drop", False)]
     assert "drop-removes.yaml (1 rule" in managed.ctl(name, "status")
 

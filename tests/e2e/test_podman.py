@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from chaosvol.private_podman import IMAGE, PodmanUnavailable, PrivatePodman
+from tests.support.events import call_lines
 from tests.support.policy import unavailable
 
 
@@ -78,7 +79,7 @@ class PodmanScenario:
         return self.podman.podman(*args, check=check)
 
     def events(self, op: str | None = None) -> list[dict[str, Any]]:
-        records = [json.loads(line) for line in self.events_path.read_text().splitlines() if line.strip()]
+        records = call_lines(self.events_path)
         return [r for r in records if op is None or r["op"] == op]
 
     def backend_volumes(self) -> list[str]:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import Counter
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import start_chaosvol
 from tests.support.dockerd import IMAGE, PrivateDockerd
+from tests.support.events import call_lines
 
 
 def run_workload(profile: str, work: Path, tag: str) -> list[dict[str, Any]]:
@@ -29,7 +30,7 @@ def run_workload(profile: str, work: Path, tag: str) -> list[dict[str, Any]]:
     finally:
         daemon.stop()
         proxy.stop()
-    return [json.loads(line) for line in events.read_text().splitlines()]
+    return call_lines(events)
 
 
 def faults(records: list[dict[str, Any]]) -> list[tuple[str, str | None, int, str]]:

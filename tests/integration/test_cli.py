@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -18,6 +17,7 @@ import pytest
 from chaosvol.protocol import PluginReply
 from chaosvol.wire import ClientWire, WireState
 from tests.support.builders import create, remove
+from tests.support.events import call_lines
 
 CHAOSVOL = [sys.executable, "-m", "chaosvol"]
 
@@ -107,7 +107,7 @@ def test_serve_runs_logs_events_and_stops_cleanly_on_sigterm(short_tmp: str) -> 
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
     assert not os.path.exists(sock)
-    lines = [json.loads(line) for line in Path(events).read_text().splitlines()]
+    lines = call_lines(Path(events))
     assert [(r["op"], r["rule"], r["forwarded"]) for r in lines] == [("Create", None, True), ("Remove", "drop-removes", False)]
 
 

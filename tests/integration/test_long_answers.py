@@ -21,6 +21,7 @@ from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings
 from chaosvol.streams import open_unix_stream
 from tests.support.builders import list_, profile, rule
+from tests.support.events import call_lines
 from tests.support.fakes import DaemonClient
 from tests.support.oddbackend import OddBackend, http
 
@@ -72,7 +73,7 @@ async def proxy(nursery: trio.Nursery, tmp: str, answer: bytes | None, *rules: d
 
 async def records(log: io.StringIO) -> list[dict[str, Any]]:
     await trio.sleep(0.05)  # the writer task runs after the call
-    return [json.loads(line) for line in log.getvalue().splitlines()]
+    return call_lines(log.getvalue())
 
 
 async def test_a_long_answer_reaches_the_daemon_byte_for_byte_and_is_logged_whole(short_tmp: str, nursery: trio.Nursery, deadline: None) -> None:

@@ -39,7 +39,7 @@ def load(page: Path, width: int = 1400) -> tuple[str, str]:
 
 def test_the_timeline_renders_every_call_without_script_errors(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    events.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    events.write_text("".join(json.dumps(dict(r.raw)) + "\n" for r in RECORDS))
     page = tmp_path / "report.html"
     made = subprocess.run([sys.executable, "-m", "chaosvol", "report", str(events), "--html", str(page)],
                           capture_output=True, text=True, timeout=60)

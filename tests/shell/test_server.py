@@ -77,9 +77,11 @@ async def test_a_dropped_remove_is_logged_as_injected_and_not_forwarded(nursery:
     reply = await proxy.connect().call(remove("v1"))
     assert reply == PluginReply.ok() and proxy.backend.calls == []
     (record,) = await proxy.records()
-    assert {k: record[k] for k in ("seq", "conn", "op", "volume", "rule", "action", "forwarded", "backend", "reply", "injected", "outcome")} == {
-        "seq": 1, "conn": 1, "op": "Remove", "volume": "v1", "rule": "drop-removes", "action": "drop",
-        "forwarded": False, "backend": None, "reply": {"status": 200, "err": None}, "injected": True, "outcome": "answered",
+    keys = ("seq", "conn", "op", "volume", "rule", "action", "rule_index", "decision", "forwarded", "backend", "reply", "injected", "outcome")
+    assert {k: record[k] for k in keys} == {
+        "seq": 1, "conn": 1, "op": "Remove", "volume": "v1", "rule": "drop-removes", "action": "drop", "rule_index": 0,
+        "decision": {"actions": [{"drop": {}}], "volume": None}, "forwarded": False, "backend": None,
+        "reply": {"status": 200, "err": None, "bytes": len(PluginReply.ok().body)}, "injected": True, "outcome": "answered",
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from chaosvol.eventlog import EventLog
 from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings
 from tests.support.builders import profile
+from tests.support.events import call_lines
 from tests.support.fakes import DaemonClient, RecordingBackend
 
 
@@ -35,7 +35,7 @@ class Proxy:
 
     async def records(self) -> list[dict[str, Any]]:
         await trio.testing.wait_all_tasks_blocked()
-        return [json.loads(line) for line in self.log.getvalue().splitlines()]
+        return call_lines(self.log.getvalue())
 
 
 async def start_proxy(nursery: trio.Nursery, *rules: dict[str, Any], backend: RecordingBackend | None = None) -> Proxy:

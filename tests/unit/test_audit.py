@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from chaosvol.audit import BackendView, DaemonView, DaemonVolume, LogView, audit
+from chaosvol.events import CallEvent
 
 ID = "a" * 64
 seq = iter(range(1, 10_000))
@@ -12,15 +14,15 @@ seq = iter(range(1, 10_000))
 
 def rec(op: str, volume: str, *, status: int = 200, err: str | None = None, forwarded: bool = True,
         backend: dict[str, Any] | None = None, mount_id: str | None = None, opts: dict[str, str] | None = None,
-        found: bool | None = None, reply: bool = True) -> dict[str, Any]:
+        found: bool | None = None, reply: bool = True) -> CallEvent:
     answer: dict[str, Any] | None = {"status": status, "err": err} if reply else None
     if answer is not None and found is not None:
         answer["found"] = found
-    return {
+    return CallEvent.from_json({
         "seq": next(seq), "op": op, "volume": volume, "mount_id": mount_id, "forwarded": forwarded,
         "backend": backend if backend is not None else ({"status": 200, "err": None} if forwarded else None),
         "reply": answer, "opts": opts,
-    }
+    })
 
 
 def kinds(findings: list[Any]) -> list[tuple[str, str]]:
@@ -70,7 +72,7 @@ def test_options_that_differ_from_create_are_metadata_lost() -> None:
 
 def test_a_late_create_leaves_an_orphan_unknown_to_the_daemon() -> None:
     records = [rec("Get", "v1", status=500, err="no such volume", found=False),
-               {**rec("Create", "v1"), "outcome": "client-gone"}]  # dockerd hung up before the answer
+               dataclasses.replace(rec("Create", "v1"), outcome="client-gone")]  # dockerd hung up before the answer
     daemon = DaemonView((DaemonVolume("v1", "cv"),))
     assert kinds(audit("cv", daemon, BackendView({"v1": {}}), LogView.from_records(records))) == [("unknown-to-daemon", "v1")]
 

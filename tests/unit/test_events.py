@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chaosvol.events import BackendOutcome, CallRecord
+from chaosvol.faults import FAULTS
 from chaosvol.protocol import PluginReply
 
 TEXT = st.text(max_size=12)  # any unicode: quotes, backslashes, control characters, surrogates' neighbours
@@ -20,6 +21,11 @@ BODIES = st.sampled_from([
     b"",
     b"not json",
     b"\xff\xfe",
+])
+ACTIONS = st.sampled_from([
+    FAULTS["drop"](), FAULTS["delay"](0.312734, 0.0, "after"), FAULTS["error"]("disk \"on\" fire é", "after", 200),
+    FAULTS["ghost"](("a", "b\\c")), FAULTS["hang"](130.0), FAULTS["hang"]("never"), FAULTS["hold"](None, "after"),
+    FAULTS["corrupt"](None, ""), FAULTS["crash"](0.0, 5.0),
 ])
 REPLIES = st.builds(PluginReply, st.sampled_from([200, 404, 500]), BODIES, st.sampled_from([None, "application/json"]))
 BACKENDS = st.one_of(st.none(), st.builds(BackendOutcome, REPLIES), st.builds(BackendOutcome, st.none(), TEXT))
@@ -41,6 +47,9 @@ RECORDS = st.builds(
     outcome=st.sampled_from(["answered", "hung", "reset", "client-gone", "cut", "refused", "crashed"]),
     opts=st.one_of(st.none(), st.dictionaries(TEXT, TEXT, max_size=3)),
     held=st.one_of(st.none(), st.sampled_from(["released", "timeout", "cancelled"])),
+    rule_index=st.one_of(st.none(), st.integers(0, 1000)),
+    actions=st.lists(ACTIONS, max_size=3).map(tuple),
+    volume_pattern=NAMES,
 )
 
 

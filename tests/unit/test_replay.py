@@ -1,11 +1,22 @@
-"""replay: the profile it writes makes the same decisions on the same calls."""
+"""replay: the profile it writes makes the same decisions, with the same parameters, on the same
+calls; from a schema 2 log alone, whatever the seed."""
 
 from __future__ import annotations
 
-from chaosvol.engine import ChaosEngine
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chaosvol.engine import ChaosEngine, Decision
+from chaosvol.events import CallEvent, CallRecord, parse_event_log
+from chaosvol.faults import FAULTS, options_of
 from chaosvol.profile import load_profile, parse_profile
-from chaosvol.protocol import Operation, PluginCall
+from chaosvol.protocol import Operation, PluginCall, PluginReply
 from chaosvol.replay import _glob_escape, replay
+from tests.support.builders import profile
+
+NAMES = ["v1", "v2", "we*ird", "data"]
 
 
 def calls() -> list[PluginCall]:
@@ -21,39 +32,147 @@ def calls() -> list[PluginCall]:
     return sequence
 
 
-def record(seq: int, call: PluginCall, decision: object) -> dict[str, object]:
-    return {"t": f"2026-11-23T10:00:00.{seq:06d}Z", "seq": seq, "op": call.operation.value, "volume": call.volume,
-            "rule": decision.rule, "action": decision.action}  # type: ignore[attr-defined]
+def logged(sequence: list[PluginCall], decisions: list[Decision]) -> list[CallEvent]:
+    """The run as its event log says it, through the real line writer and the one reader."""
+    lines = []
+    for seq, (call, decision) in enumerate(zip(sequence, decisions), 1):
+        record = CallRecord(
+            1_795_000_000 + seq / 1000, seq, 1, call.operation.value, call.volume, call.mount_id, decision.rule, decision.action,
+            True, None, PluginReply.ok(), 0.001, call.retry, "answered", call.opts, None, decision.rule_index, decision.actions,
+            decision.volume_pattern,
+        )
+        lines.append(record.to_line())
+    return list(parse_event_log(lines, "events.jsonl").events)
 
 
-def test_a_replayed_flaky_run_makes_the_same_decisions_on_the_same_calls() -> None:
-    flaky = load_profile("flaky")
-    original = ChaosEngine(flaky, seed=11)
+def resolved(decision: Decision) -> tuple[Any, ...]:
+    return (decision.action, tuple((a.word, options_of(a)) for a in decision.actions), decision.plan)
+
+
+def schema1(event: CallEvent) -> CallEvent:
+    import dataclasses
+
+    return dataclasses.replace(event, decision=None, decision_volume=None, rule_index=None)
+
+
+def test_a_replayed_flaky_run_makes_the_same_decisions_from_the_log_alone_with_another_seed() -> None:
+    original = ChaosEngine(load_profile("flaky"), seed=11)
     sequence = calls()
     first = [original.decide(call, now=0.0) for call in sequence]
-    assert sum(d.injected for d in first) > 10
-    written = replay([record(i, c, d) for i, (c, d) in enumerate(zip(sequence, first), 1)], flaky)
-    assert not written.skipped
+    assert sum(d.injected for d in first) > 10 and any(d.action == "delay" for d in first)
+    written = replay(logged(sequence, first))
+    assert written.unreproducible == [] and written.notes == []
     again = ChaosEngine(parse_profile(written.text, "replay.yaml"), seed=999)  # any seed: nothing is drawn
     second = [again.decide(call, now=0.0) for call in sequence]
-    assert [(i, d.action) for i, d in enumerate(first) if d.injected] == [(i, d.action) for i, d in enumerate(second) if d.injected]
+    assert [i for i, d in enumerate(first) if d.injected] == [i for i, d in enumerate(second) if d.injected]
     for before, after in zip(first, second):
-        if before.injected and before.action != "delay":  # delays: the nominal duration, jitter dropped
-            assert before.plan == after.plan
+        if before.injected:
+            assert resolved(before) == resolved(after)  # a jittered delay included: the drawn duration
 
 
-def test_without_the_original_profile_actions_that_need_options_are_reported() -> None:
-    call = PluginCall.build(Operation.MOUNT, "v", mount_id="0" * 64)
-    result = replay([{"seq": 1, "op": "Mount", "volume": "v", "rule": "slow", "action": "delay"},
-                     {"seq": 2, "op": "Remove", "volume": "v", "rule": "drop-removes", "action": "drop"},
-                     {"seq": 3, "op": "Remove", "volume": None, "rule": "drop-removes", "action": "drop"}])
-    assert result.rules == 1 and len(result.skipped) == 2
-    assert any("pass --profile" in reason for reason in result.skipped)
-    assert any("empty-body retry" in reason for reason in result.skipped)
-    assert call.volume == "v"
+def test_a_schema_1_log_replays_with_the_original_profile_and_says_what_is_approximate() -> None:
+    flaky = load_profile("flaky")
+    sequence = calls()
+    engine = ChaosEngine(flaky, seed=11)
+    first = [engine.decide(call, now=0.0) for call in sequence]
+    events = [schema1(event) for event in logged(sequence, first)]
+    written = replay(events, flaky)
+    assert written.unreproducible == []
+    assert any("nominal duration" in note for note in written.notes)
+    again = ChaosEngine(parse_profile(written.text, "r.yaml"), seed=1)
+    second = [again.decide(call, now=0.0) for call in sequence]
+    assert [(i, d.action) for i, d in enumerate(first) if d.injected] == [(i, d.action) for i, d in enumerate(second) if d.injected]
+
+
+def test_what_cannot_be_reproduced_is_named() -> None:
+    events = [CallEvent.from_json(value) for value in (
+        {"seq": 1, "op": "Mount", "volume": "v", "rule": "slow", "action": "delay"},  # schema 1: no options, no profile
+        {"seq": 2, "op": "Remove", "volume": "v", "rule": "drop-removes", "action": "drop"},
+        {"seq": 3, "op": "Remove", "volume": None, "rule": "drop-removes", "action": "drop"},
+        {"seq": 4, "op": "Get", "volume": "v", "rule": "x", "action": "meteor",
+         "decision": {"actions": [{"meteor": {}}], "volume": None}},
+    )]
+    result = replay(events)
+    assert result.rules == 1
+    why = {reason.split(":")[0]: reason for reason in result.unreproducible}
+    assert set(why) == {"seq 1", "seq 3", "seq 4"}
+    assert "pass the run's profile with --profile" in why["seq 1"]
+    assert "empty-body retry" in why["seq 3"]
+    assert "not one this chaosvol knows" in why["seq 4"]
 
 
 def test_names_with_glob_characters_are_matched_literally() -> None:
     import fnmatch
 
     assert fnmatch.fnmatchcase("a*b", _glob_escape("a*b")) and not fnmatch.fnmatchcase("axb", _glob_escape("a*b"))
+
+
+# -- the property: any profile, any calls ----------------------------------------------------------
+
+ACTIONS = st.sampled_from([
+    "drop", "pass", "hide",
+    {"delay": {"duration": "40ms", "jitter": "35ms"}},
+    {"delay": {"duration": "1s", "jitter": "999ms", "when": "after"}},
+    {"delay": {"duration": "250ms"}},
+    {"error": {"when": "after"}}, {"error": {"message": "disk on fire", "status": 200}}, "error",
+    {"reset": {"when": "after"}}, "reset",
+    {"hang": {"forward": "130s"}}, "hang",
+    {"hold": {"timeout": "2s", "when": "after"}},
+    {"corrupt": {"body": "truncated"}}, {"corrupt": {"mountpoint": ""}}, {"corrupt": {"body": "garbage", "forward": False}},
+    {"ghost": {"names": ["g1", "g2"]}},
+    {"crash": {"after": "0s", "restart": "1s"}},
+])
+OPERATIONS = ["Create", "Remove", "Mount", "Unmount", "Path", "Get", "List", "Capabilities"]
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> dict[str, Any]:
+    action = draw(ACTIONS)
+    word = action if isinstance(action, str) else next(iter(action))
+    operations = FAULTS[word].operations  # what the registry says the fault works on
+    allowed = OPERATIONS if operations is None else sorted(op.value for op in operations if op.value in OPERATIONS)
+    if word == "corrupt" and "mountpoint" in action["corrupt"]:
+        allowed = ["Mount", "Path"]
+    rule: dict[str, Any] = {"match": {"op": draw(st.lists(st.sampled_from(allowed), min_size=1, max_size=3, unique=True))}}
+    if draw(st.booleans()):
+        rule["match"]["volume"] = draw(st.sampled_from(["v*", "v1", "*a*", "we[*]ird"]))
+    if draw(st.booleans()):
+        rule["after"] = draw(st.integers(0, 3))
+    if draw(st.booleans()):
+        rule["times"] = draw(st.integers(1, 4))
+    if draw(st.booleans()):
+        rule["probability"] = draw(st.sampled_from([0.1, 0.5, 0.9]))
+    if draw(st.integers(0, 4)) == 0:  # several actions in one rule, as `actions: [...]` writes them
+        second = draw(st.sampled_from([{"delay": {"duration": "20ms", "jitter": "10ms"}}, {"error": {"when": "after"}}]))
+        if word in ("pass", "error", "delay"):
+            rule["actions"] = [action, second]
+            return rule
+    rule["action"] = action
+    return rule
+
+
+@st.composite
+def call_sequences(draw: st.DrawFn) -> list[PluginCall]:
+    sequence = []
+    for _ in range(draw(st.integers(1, 60))):
+        operation = Operation(draw(st.sampled_from(OPERATIONS)))
+        name = draw(st.sampled_from(NAMES))
+        mount_id = draw(st.sampled_from(["a" * 64, "b" * 64])) if operation in (Operation.MOUNT, Operation.UNMOUNT) else None
+        sequence.append(PluginCall.build(operation, None if operation in (Operation.LIST, Operation.CAPABILITIES) else name, mount_id=mount_id))
+    return sequence
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules=st.lists(rules(), min_size=1, max_size=6), seed=st.integers(0, 2**32), other=st.integers(0, 2**32), calls=call_sequences())
+def test_any_run_replays_from_its_log_alone_to_the_same_decisions_and_parameters(
+    rules: list[dict[str, Any]], seed: int, other: int, calls: list[PluginCall]
+) -> None:
+    original = ChaosEngine(profile(*rules), seed=seed)
+    first = [original.decide(call, now=float(i)) for i, call in enumerate(calls)]
+    written = replay(logged(calls, first))
+    assert written.unreproducible == [] and written.notes == []
+    again = ChaosEngine(parse_profile(written.text, "replay.yaml"), seed=other)
+    second = [again.decide(call, now=float(i)) for i, call in enumerate(calls)]
+    fired_first = [(i, resolved(d)) for i, d in enumerate(first) if d.injected and d.action != "pass"]
+    fired_second = [(i, resolved(d)) for i, d in enumerate(second) if d.injected]
+    assert fired_first == fired_second

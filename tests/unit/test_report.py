@@ -1,14 +1,15 @@
 """The report summary: counts, injected apart from real failures, latencies."""
 
+from chaosvol.events import CallEvent
 from chaosvol.report import render_html, summarize
 
 
-def event(seq: int, op: str, ms: float, **fields: object) -> dict[str, object]:
+def event(seq: int, op: str, ms: float, **fields: object) -> CallEvent:
     base = {"t": f"2026-11-23T10:00:00.{seq:06d}Z", "seq": seq, "conn": 1, "op": op, "volume": "v1", "rule": None,
             "action": None, "forwarded": True, "backend": {"status": 200, "err": None},
             "reply": {"status": 200, "err": None}, "ms": ms, "retry": False, "outcome": "answered", "injected": False}
     base.update(fields)
-    return base
+    return CallEvent.from_json(base)
 
 
 RECORDS = [

@@ -10,6 +10,7 @@ import pytest
 from chaosvol.audit import Finding
 from chaosvol.engine import ChaosEngine
 from chaosvol.errors import UsageError
+from chaosvol.events import CallEvent
 from chaosvol.sweep import SWEEP_RULE, RunResult, SweepSpec, print_report, sweep_profile
 from tests.support.builders import get, profile, remove, rule
 
@@ -60,9 +61,9 @@ def test_the_report_exits_1_when_a_run_broke_or_left_an_inconsistency(tmp_path: 
     output.write_text("step 1\nError: remove failed\n")
     results = [
         RunResult(0, 0, 1.0),
-        RunResult(1, 0, 1.0, hit={"op": "Remove", "volume": "a", "seq": 3}, findings=[Finding("a", "unknown-to-daemon", "-", "-")]),
-        RunResult(2, 1, 1.0, hit={"op": "Remove", "volume": "b", "seq": 9}, output=output),
-        RunResult(3, 0, 1.0, hit={"op": "Remove", "volume": "c", "seq": 12}),
+        RunResult(1, 0, 1.0, hit=CallEvent.from_json({"op": "Remove", "volume": "a", "seq": 3}), findings=[Finding("a", "unknown-to-daemon", "-", "-")]),
+        RunResult(2, 1, 1.0, hit=CallEvent.from_json({"op": "Remove", "volume": "b", "seq": 9}), output=output),
+        RunResult(3, 0, 1.0, hit=CallEvent.from_json({"op": "Remove", "volume": "c", "seq": 12})),
     ]
     out = io.StringIO()
     assert print_report(results, spec(), out) == 1
@@ -71,7 +72,7 @@ def test_the_report_exits_1_when_a_run_broke_or_left_an_inconsistency(tmp_path: 
     assert "2  Remove b (seq 9)      1     consistent" in text
     assert "    | Error: remove failed" in text
     assert "2 of 3 run(s) broke the workload or left an inconsistency" in text
-    assert print_report([RunResult(0, 0, 1.0), RunResult(1, 0, 1.0, hit={"op": "Remove", "volume": "a", "seq": 3})], spec(), io.StringIO()) == 0
+    assert print_report([RunResult(0, 0, 1.0), RunResult(1, 0, 1.0, hit=CallEvent.from_json({"op": "Remove", "volume": "a", "seq": 3}))], spec(), io.StringIO()) == 0
 
 
 def test_a_failing_baseline_is_reported_as_the_workload_s_problem() -> None:
