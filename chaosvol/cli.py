@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the JSON Schema (draft 2020-12) of the profile format, generated from the same "
         "definitions the loader uses. `chaosvol check` remains the authority: it also checks what a schema cannot say.",
     )
+    schema.add_argument("--events", action="store_true", help="the JSON Schema of the event log's lines instead (event schema 2)")
     schema.set_defaults(run=run_schema)
 
     replay = commands.add_parser(
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("events", metavar="EVENTS", help="the event log of the run to replay")
     replay.add_argument("-o", "--output", metavar="PROFILE", help="write the profile here (default: stdout)")
     replay.add_argument("--profile", metavar="FILE", help="the profile the run used (needed only for logs of event schema 1)")
-    replay.add_argument("--run", type=int, metavar="N", help="which run of a log several runs appended to (from 1; default: the last)")
+    replay.add_argument("--run", dest="run_number", type=int, metavar="N", help="which run of a log several runs appended to (from 1; default: the last)")
     replay.set_defaults(run=run_replay)
     return parser
 
@@ -868,9 +869,9 @@ def run_replay(args: argparse.Namespace) -> int:
     log = _read_events(args.events)
     if not log.runs:
         raise UsageError(f"{args.events}: no calls in it: nothing to replay")
-    run = log.runs if args.run is None else args.run
+    run = log.runs if args.run_number is None else args.run_number
     if not 1 <= run <= log.runs:
-        raise UsageError(f"--run {args.run}: {args.events} holds {log.runs} run(s); give 1 to {log.runs}")
+        raise UsageError(f"--run {run}: {args.events} holds {log.runs} run(s); give 1 to {log.runs}")
     if log.runs > 1:
         print(f"chaosvol replay: {args.events} holds {log.runs} runs; replaying run {run} (--run N for another)", file=sys.stderr)
     if log.schema < 2 and original is None:
@@ -900,9 +901,9 @@ def run_replay(args: argparse.Namespace) -> int:
 def run_schema(args: argparse.Namespace) -> int:
     import json
 
-    from chaosvol.schema import profile_schema
+    from chaosvol.schema import events_schema, profile_schema
 
-    print(json.dumps(profile_schema(), indent=2))
+    print(json.dumps(events_schema() if args.events else profile_schema(), indent=2))
     return EXIT_OK
 
 

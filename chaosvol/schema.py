@@ -15,6 +15,7 @@ import typing
 from typing import Any, Literal
 
 from chaosvol.durations import DurationMarker
+from chaosvol.events import SCHEMA
 from chaosvol.faults import FAULTS
 from chaosvol.profile import _MATCH_KEYS, _RULE_KEYS, _TOP_KEYS, VERSION
 from chaosvol.protocol import OPERATION_BY_NAME
@@ -85,6 +86,85 @@ def profile_schema() -> dict[str, Any]:
     }
 
 
+def events_schema() -> dict[str, Any]:
+    """The JSON Schema of an event log's lines (event schema 2): a `header` line opening each run,
+    a `load` line when another profile takes over, and one line per call."""
+    decision_actions = {
+        word: {"type": "object", "additionalProperties": False, "required": [f.name for f in _fields(fault)],
+               "properties": {f.name: _type(hint, in_log=True) for f in _fields(fault)
+                              for hint in [typing.get_type_hints(fault, include_extras=True)[f.name]]}}
+        for word, fault in sorted(FAULTS.items())
+    }
+    answer = {
+        "type": ["object", "null"],
+        "properties": {
+            "status": {"type": "integer", "description": "the HTTP status"},
+            "err": {"type": ["string", "null"], "description": "the answer's Err; null when empty or absent (dockerd's no error)"},
+            "error": {"type": ["string", "null"], "description": "backend only: it gave no answer (unreachable, cut, timed out)"},
+            "found": {"type": "boolean", "description": "Get only: whether the answer carried a volume"},
+            "bytes": {"type": "integer", "minimum": 0, "description": "reply of a faulted call only: the body's size as sent"},
+        },
+        "additionalProperties": False,
+    }
+    nullable_string = {"type": ["string", "null"]}
+    call_properties: dict[str, Any] = {
+        "t": {"type": "string", "description": "when the call arrived, RFC 3339 UTC with microseconds"},
+        "seq": {"type": "integer", "minimum": 0, "description": "the call's number in its run, from 1"},
+        "conn": {"type": "integer", "minimum": 0, "description": "the daemon's connection, numbered in the run"},
+        "op": {**nullable_string, "description": "the operation (Create, Remove, ...), or the target of a refused request"},
+        "volume": nullable_string, "mount_id": nullable_string,
+        "rule": {**nullable_string, "description": "the rule that fired; null: none did (passed through)"},
+        "action": {**nullable_string, "description": "the rule's action words, joined by +"},
+        "rule_index": {"type": ["integer", "null"], "minimum": 0, "description": "the rule's place in its profile, from 0"},
+        "decision": {
+            "description": "what the rule did, resolved: its actions with every option (durations in seconds, jitter "
+                           "drawn) and the rule's volume glob; null when no rule fired",
+            "oneOf": [{"type": "null"}, {
+                "type": "object", "additionalProperties": False, "required": ["actions", "volume"],
+                "properties": {
+                    "actions": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+                        "properties": decision_actions}},
+                    "volume": nullable_string,
+                },
+            }],
+        },
+        "forwarded": {"type": "boolean", "description": "whether the backend was asked"},
+        "backend": {**answer, "description": "what the backend answered; null when it was not asked"},
+        "reply": {**answer, "description": "what the daemon was sent; null when nothing was (see outcome)"},
+        "ms": {"type": "number", "minimum": 0, "description": "from arrival until answered, cut or abandoned"},
+        "retry": {"type": "boolean", "description": "an empty body where dockerd always sends one: its retry"},
+        "outcome": {"enum": ["answered", "hung", "reset", "client-gone", "cut", "refused", "crashed"]},
+        "injected": {"type": "boolean", "description": "a rule fired (an injected fault, never a real failure)"},
+        "opts": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
+                 "description": "a Create's options; values of credential-like names are <redacted>"},
+        "held": {"enum": [None, "released", "timeout", "cancelled"], "description": "how a hold ended"},
+    }
+    profile = {"type": "object", "required": ["source", "sha256", "rules"], "additionalProperties": False, "properties": {
+        "source": {"type": "string"}, "sha256": nullable_string, "rules": {"type": "integer", "minimum": 0}}}
+    common = {"schema": {"const": SCHEMA}, "chaosvol": {"type": "string"}, "t": {"type": "string"},
+              "seed": {"type": "integer", "minimum": 0}, "profile": profile}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"chaosvol event log line, event schema {SCHEMA}",
+        "description": "One JSON object a line. Logs of event schema 1 (no header line) have call lines without "
+                       "rule_index and decision.",
+        "oneOf": [{"$ref": "#/$defs/header"}, {"$ref": "#/$defs/load"}, {"$ref": "#/$defs/call"}],
+        "$defs": {
+            "header": {"type": "object", "additionalProperties": False,
+                       "required": ["kind", "schema", "chaosvol", "t", "seed", "profile", "name", "socket", "backend"],
+                       "description": "opens the records of one run",
+                       "properties": {"kind": {"const": "header"}, **common, "name": nullable_string, "socket": nullable_string,
+                                      "backend": nullable_string}},
+            "load": {"type": "object", "additionalProperties": False, "required": ["kind", "schema", "chaosvol", "t", "seed", "profile"],
+                     "description": "another profile took over (chaosvol ctl load, SIGHUP); rule counters start again",
+                     "properties": {"kind": {"const": "load"}, **common}},
+            "call": {"type": "object", "additionalProperties": False, "required": sorted(call_properties),
+                     "properties": call_properties},
+        },
+    }
+
+
 def _fields(fault: type[Any]) -> list[dataclasses.Field[Any]]:
     return list(dataclasses.fields(fault))
 
@@ -106,18 +186,23 @@ def _options(fault: type[Any]) -> dict[str, Any]:
     return schema
 
 
-def _type(hint: Any) -> dict[str, Any]:
+def _type(hint: Any, *, in_log: bool = False) -> dict[str, Any]:
+    """The schema of an option of type `hint`: as a profile writes it (YAML: a duration spelled,
+    a string that may read as a number), or `in_log`, as the event log records it (JSON:
+    durations in seconds, strings as strings)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [_type(choice) for choice in typing.get_args(hint)]}
+        return {"anyOf": [_type(choice, in_log=in_log) for choice in typing.get_args(hint)]}
     if origin is typing.Annotated:
         base, *markers = typing.get_args(hint)
-        return {"$ref": "#/$defs/duration"} if DurationMarker in markers else _type(base)
+        if DurationMarker in markers:
+            return {"type": "number", "minimum": 0, "description": "seconds"} if in_log else {"$ref": "#/$defs/duration"}
+        return _type(base, in_log=in_log)
     if origin is Literal:
         return {"enum": list(typing.get_args(hint))}
     if origin is tuple:
-        return {"type": "array", "items": {"type": ["string", "number"]}}
+        return {"type": "array", "items": {"type": "string" if in_log else ["string", "number"]}}
     simple = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
     if hint in simple:
-        return {"type": simple[hint]} if hint is not str else {"type": ["string", "number", "boolean"]}
+        return {"type": simple[hint]} if hint is not str or in_log else {"type": ["string", "number", "boolean"]}
     raise TypeError(f"no schema for {hint!r}")

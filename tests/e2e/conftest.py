@@ -92,13 +92,13 @@ class Chaosvol:
         return self.process.wait(15)
 
 
-def start_chaosvol(name: str, backend_root: Path, profile: str, events: Path) -> Chaosvol:
+def start_chaosvol(name: str, backend_root: Path, profile: str, events: Path, *extra: str) -> Chaosvol:
     # stderr goes to a file, never a pipe nobody reads: a full pipe would stall the proxy.
     log = events.with_suffix(f".{time.monotonic_ns()}.log")
     with open(log, "w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "chaosvol", "serve", "--name", name, "--backend", f"builtin:{backend_root}",
-             "--profile", profile, "--events", str(events)],
+             "--profile", profile, "--events", str(events), *extra],
             stderr=stderr, text=True,
         )
     deadline = time.monotonic() + 20

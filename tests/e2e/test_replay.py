@@ -59,3 +59,75 @@ def test_a_replayed_flaky_run_gets_the_same_faults_on_the_same_calls(dockerd: Pr
     second = run_workload(str(profile), tmp_path, "second")
     assert faults(second) == faults(first)
     assert Counter((r["op"], r["volume"]) for r in second) == Counter((r["op"], r["volume"]) for r in first)
+
+
+REPLAYED_PROFILE = """\
+version: 1
+rules:
+  - name: jittered-gets
+    match: {{op: Get}}
+    probability: 0.6
+    action: {{delay: {{duration: 60ms, jitter: 50ms}}}}
+  - name: mount-elsewhere
+    match: {{op: Mount, volume: "rx-1"}}
+    action: {{corrupt: {{mountpoint: "{elsewhere}"}}}}
+  - name: hold-removes
+    match: {{op: Remove}}
+    times: 2
+    action: {{hold: {{timeout: 300ms, when: after}}}}
+  - name: slow-unmounts
+    match: {{op: Unmount}}
+    action: {{delay: {{duration: 20ms, jitter: 15ms, when: after}}}}
+"""
+
+
+def decisions(records: list[dict[str, Any]]) -> list[tuple[str, str | None, int, Any, Any]]:
+    """Each fault as (operation, volume, index among the calls with that operation and volume,
+    the actions as carried out, how a hold ended)."""
+    seen: Counter[tuple[str, str | None]] = Counter()
+    found = []
+    for record in sorted(records, key=lambda r: r["t"]):
+        key = (record["op"], record["volume"])
+        seen[key] += 1
+        if record["injected"]:
+            found.append((key[0], key[1], seen[key], record["decision"]["actions"], record["held"]))
+    return sorted(found, key=str)
+
+
+def run_mixed_workload(profile: Path, work: Path, tag: str, *extra: str) -> list[dict[str, Any]]:
+    daemon = PrivateDockerd.start()
+    name = f"cv-rx-{secrets.token_hex(3)}"
+    events = work / f"events-{tag}.jsonl"
+    proxy = start_chaosvol(name, work / f"backend-{tag}", str(profile), events, *extra)
+    try:
+        for i in range(4):
+            volume = f"rx-{i}"
+            daemon.docker("volume", "create", "-d", name, volume, check=False)
+            daemon.docker("run", "--rm", "-v", f"{volume}:/data", IMAGE, "true", check=False)
+            daemon.docker("volume", "inspect", volume, check=False)
+            daemon.docker("volume", "rm", volume, check=False)
+    finally:
+        daemon.stop()
+        proxy.stop()
+    return call_lines(events)
+
+
+def test_a_run_with_a_jittered_delay_a_corrupt_mountpoint_and_a_hold_replays_from_its_log_alone(dockerd: PrivateDockerd, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    profile = tmp_path / "mixed.yaml"
+    profile.write_text(REPLAYED_PROFILE.format(elsewhere=elsewhere))
+    first = run_mixed_workload(profile, tmp_path, "first", "--seed", "4242")
+    recorded = decisions(first)
+    actions = {next(iter(a)) for _, _, _, done, _ in recorded for a in done}
+    assert actions == {"delay", "corrupt", "hold"}, recorded
+    jittered = [done[0]["delay"] for _, _, _, done, _ in recorded if "delay" in done[0]]
+    assert all(a["jitter"] == 0.0 for a in jittered) and len({a["duration"] for a in jittered}) > 1  # drawn, each its own
+    assert any(held == "timeout" for *_, held in recorded)
+    profile.unlink()  # the log alone
+    replayed = tmp_path / "replayed.yaml"
+    made = subprocess.run([sys.executable, "-m", "chaosvol", "replay", str(tmp_path / "events-first.jsonl"), "-o", str(replayed)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    second = run_mixed_workload(replayed, tmp_path, "second", "--seed", "1")
+    assert decisions(second) == recorded

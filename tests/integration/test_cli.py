@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosvol.protocol import PluginReply
+from chaosvol.protocol import Operation, PluginCall, PluginReply
 from chaosvol.wire import ClientWire, WireState
 from tests.support.builders import create, remove
 from tests.support.events import call_lines
@@ -316,3 +316,39 @@ def test_a_socket_on_a_read_only_or_unwritable_directory_is_refused_in_one_line(
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"chaosvol: cannot listen on {closed}/s.sock: Permission denied: this user may not create it there"), result.stderr
+
+
+def test_a_log_that_is_not_chaosvols_cut_short_or_from_a_future_schema_is_refused_by_every_tool(short_tmp: str) -> None:
+    header = '{"kind":"header","schema":2,"chaosvol":"0.1.0","t":"2026-12-06T10:00:00.000000Z","seed":1,"profile":{"source":"p","sha256":null,"rules":0},"name":null,"socket":null,"backend":null}\n'
+    call_line = ('{"t":"2026-12-06T10:00:00.100000Z","seq":1,"conn":1,"op":"List","volume":null,"mount_id":null,"rule":null,'
+                 '"action":null,"rule_index":null,"decision":null,"forwarded":true,"backend":{"status":200,"err":null},'
+                 '"reply":{"status":200,"err":null},"ms":0.2,"retry":false,"outcome":"answered","injected":false,"opts":null,"held":null}\n')
+    cases = {
+        "other.jsonl": ('{"level":"info","msg":"started"}\n', "other.jsonl:1: not a chaosvol event: it has no seq and op"),
+        "cut.jsonl": (header + call_line[:50], "cut.jsonl:2: the last line is cut short"),
+        "future.jsonl": (header.replace('"schema":2', '"schema":9') + call_line, "future.jsonl:1: written by chaosvol 0.1.0 in event schema 9"),
+        "binary.jsonl": ("\udcff", "binary.jsonl: not an event log: not UTF-8 text"),
+    }
+    for name, (text, says) in cases.items():
+        path = Path(short_tmp) / name
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        for command in (["replay", str(path)], ["report", str(path)], ["audit", "--backend", f"builtin:{short_tmp}/v", "--events", str(path)]):
+            result = run(*command)
+            assert result.returncode == 2 and result.stderr.startswith(f"chaosvol: {Path(short_tmp) / says}"), (command, result.stderr)
+            assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_replay_names_what_it_cannot_reproduce_and_exits_1(short_tmp: str) -> None:
+    sock, events = f"{short_tmp}/p.sock", f"{short_tmp}/events.jsonl"
+    with serving("--socket", sock, "--backend", f"builtin:{short_tmp}/v", "--profile", "drop-removes", "--events", events) as process:
+        assert call(sock, create("v1")).err is None
+        assert call(sock, remove("v1")).err is None  # dropped
+        retry = PluginCall.parse(Operation.REMOVE, b"")  # dockerd's empty-body retry: no volume to select it by
+        assert call(sock, retry).status == 200
+        process.send_signal(signal.SIGTERM)  # every record written before it exits
+        assert process.wait(10) == 0
+    result = run("replay", events, "-o", f"{short_tmp}/r.yaml")
+    assert result.returncode == 1, result.stderr
+    assert "chaosvol replay: cannot reproduce seq 3: Remove with no volume (an empty-body retry) cannot be selected alone" in result.stderr
+    assert "1 faulted call(s) could not be reproduced" in result.stderr
+    assert run("check", f"{short_tmp}/r.yaml").returncode == 0  # the rest is written, and loads

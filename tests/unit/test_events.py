@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given
+import jsonschema
+import pytest
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from chaosvol.events import BackendOutcome, CallRecord
+from chaosvol.events import BackendOutcome, CallRecord, EventLogError, Seen, header_line, parse_event_log
 from chaosvol.faults import FAULTS
 from chaosvol.protocol import PluginReply
+from chaosvol.schema import events_schema
 
 TEXT = st.text(max_size=12)  # any unicode: quotes, backslashes, control characters, surrogates' neighbours
 NAMES = st.one_of(st.none(), TEXT)
@@ -58,3 +61,66 @@ def test_a_line_is_exactly_what_the_json_module_writes_for_the_record(record: Ca
     line = record.to_line()
     assert line == json.dumps(record.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
     assert json.loads(line) == record.to_json()
+
+
+EVENTS_SCHEMA = events_schema()
+EVENTS_VALIDATOR = jsonschema.Draft202012Validator(EVENTS_SCHEMA)
+
+
+def test_the_events_schema_is_a_valid_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(EVENTS_SCHEMA)
+
+
+@given(RECORDS)
+def test_every_call_line_the_log_writes_is_valid_under_the_events_schema(record: CallRecord) -> None:
+    assume(record.rule is None or record.actions)  # a rule has one action at least
+    line = json.loads(record.to_line())
+    errors = list(EVENTS_VALIDATOR.iter_errors(line))
+    assert not errors, [error.message for error in errors]
+
+
+def test_header_and_load_lines_are_valid_and_a_line_of_another_program_is_not() -> None:
+    for kind in ("header", "load"):
+        line = header_line(kind, version="0.1.0", seed=7, profile_source="profiles/flaky.yaml", profile_digest="ab" * 32, rules=7,
+                           started_at=1_795_000_000.5, name="chaosvol", socket="/run/docker/plugins/chaosvol.sock", backend="builtin:/x")
+        assert EVENTS_VALIDATOR.is_valid(json.loads(line)), line
+    assert not EVENTS_VALIDATOR.is_valid({"level": "info", "msg": "hello"})
+    assert not EVENTS_VALIDATOR.is_valid({"kind": "header", "schema": 3})
+
+
+def test_the_reader_reads_what_the_writer_writes_and_names_what_is_wrong_by_file_and_line() -> None:
+    header = header_line("header", version="0.1.0", seed=7, profile_source="p.yaml", profile_digest=None, rules=1, started_at=1.0)
+    record = CallRecord(2.0, 1, 1, "Remove", "v1", None, "drop-removes", "drop", False, None, PluginReply.ok(), 0.001,
+                        rule_index=0, actions=(FAULTS["drop"](),))
+    log = parse_event_log([header, record.to_line()], "e.jsonl")
+    assert (log.schema, log.runs, log.headers[0].seed, log.headers[0].profile_source) == (2, 1, 7, "p.yaml")
+    (event,) = log.events
+    assert (event.op, event.volume, event.rule, event.rule_index, event.reply) == ("Remove", "v1", "drop-removes", 0, Seen(200, None, bytes=11))
+    assert event.decision is not None and [(a.word, dict(a.options)) for a in event.decision] == [("drop", {})]
+    for lines, says in [
+        ([header, "not json\n"], "e.jsonl:2: not JSON"),
+        ([header, "[1, 2]\n"], "e.jsonl:2: not an event-log line: a JSON list"),
+        (['{"level": "info", "msg": "hi"}\n'], "e.jsonl:1: not a chaosvol event: it has no seq and op"),
+        ([header.replace('"schema":2', '"schema":3')], "e.jsonl:1: written by chaosvol 0.1.0 in event schema 3; this chaosvol reads schemas 1 to 2"),
+        ([header, record.to_line()[:40]], "e.jsonl:2: the last line is cut short"),
+        ([record.to_line().replace('"seq":1', '"seq":"one"')], "e.jsonl:1: seq: expected an integer, found \"one\""),
+        ([record.to_line().replace('"actions":[{"drop":{}}]', '"actions":"drop"')], "e.jsonl:1: decision: expected an object with a list of actions"),
+    ]:
+        with pytest.raises(EventLogError) as raised:
+            parse_event_log(lines, "e.jsonl")
+        assert str(raised.value).startswith(says), str(raised.value)
+    assert parse_event_log([header, record.to_line()[:40]], "e.jsonl", partial_tail=True).events == ()
+
+
+def test_a_schema_1_log_still_reads_and_its_runs_are_told_apart_by_seq() -> None:
+    old = [
+        '{"t":"2026-11-23T07:30:00.100000Z","seq":1,"conn":1,"op":"Create","volume":"v1","mount_id":null,"rule":null,"action":null,'
+        '"forwarded":true,"backend":{"status":200,"err":null},"reply":{"status":200,"err":null},"ms":0.4,"retry":false,'
+        '"outcome":"answered","injected":false,"opts":{},"held":null}\n',
+        '{"t":"2026-11-23T07:30:00.200000Z","seq":2,"conn":1,"op":"Remove","volume":"v1","mount_id":null,"rule":"drop-removes",'
+        '"action":"drop","forwarded":false,"backend":null,"reply":{"status":200,"err":null},"ms":0.1,"retry":false,'
+        '"outcome":"answered","injected":true,"opts":null,"held":null}\n',
+    ]
+    log = parse_event_log(old + old, "old.jsonl")  # appended by two runs
+    assert (log.schema, log.runs) == (1, 2)
+    assert [(e.run, e.seq, e.decision) for e in log.events] == [(0, 1, None), (0, 2, None), (1, 1, None), (1, 2, None)]

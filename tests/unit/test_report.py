@@ -56,3 +56,21 @@ def test_the_operation_table_stays_aligned_with_an_unknown_endpoint_row() -> Non
     table = lines[lines.index("") + 1:][:3]
     assert table[0].startswith("operation") and {len(line) for line in table} == {len(table[0])}, table
     assert table[1].index("1") == table[2].index("1") == table[0].index("calls") + len("calls") - 1
+
+
+def test_the_summary_and_the_page_say_what_each_fault_did_with_its_resolved_parameters() -> None:
+    decision = {"actions": [{"delay": {"duration": 0.312734, "jitter": 0.0, "when": "before"}},
+                            {"error": {"message": "chaosvol: injected: Get failed", "when": "after", "status": 500}}], "volume": "v*"}
+    records = [
+        event(1, "Get", 320.0, rule="slow-then-fail", action="delay+error", rule_index=2, injected=True, decision=decision),
+        event(2, "Remove", 0.1, rule="drop-removes", action="drop", injected=True, forwarded=False, backend=None),  # schema 1: no decision
+        event(3, "List", 0.5, rule="hold-lists", action="hold", injected=True, held="timeout",
+              decision={"actions": [{"hold": {"timeout": 2.0, "when": "after"}}], "volume": None}),
+    ]
+    text = summarize(records).to_text()
+    assert ("  seq 1 Get v1: slow-then-fail: delay: {duration: 312.734ms, jitter: 0s, when: before}; "
+            'error: {message: "chaosvol: injected: Get failed", when: after, status: 500}') in text
+    assert "  seq 2 Remove v1: drop-removes: drop (options not recorded: an event log of schema 1)" in text
+    assert "  seq 3 List v1: hold-lists: hold: {timeout: 2s, when: after}, held until timeout" in text
+    page = render_html(records, "run")
+    assert '"done":"delay: {duration: 312.734ms, jitter: 0s, when: before}; error:' in page
