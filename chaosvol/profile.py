@@ -109,10 +109,11 @@ class Rule:
     def decide(self, call: PluginCall, context: FaultContext) -> tuple[tuple[Any, ...], Plan]:
         """The actions resolved for this call (every random choice made) and the plan made of
         them: the plan draws nothing more, so the resolved actions say all it does."""
+        if len(self.actions) == 1:
+            action = self.actions[0].resolve(call, context)
+            plan: Plan = action.plan(call, context)
+            return (action,), plan
         resolved = tuple(action.resolve(call, context) for action in self.actions)
-        if len(resolved) == 1:
-            plan: Plan = resolved[0].plan(call, context)
-            return resolved, plan
         return resolved, Plan.combine([action.plan(call, context) for action in resolved])
 
 

@@ -6,7 +6,6 @@ late: that is how a late Create or a leaked Mount is reproduced (dockerd-behavio
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -37,7 +36,7 @@ class Delay:
         if not self.jitter:
             return self
         seconds = max(0.0, self.duration + context.random.uniform(-self.jitter, self.jitter))
-        return dataclasses.replace(self, duration=round(seconds, 6), jitter=0.0)
+        return Delay(round(seconds, 6), 0.0, self.when)
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         seconds = self.resolve(call, context).duration

@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Final, Literal
 
 from chaosvol.effects import Forward, Plan, Reply
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PluginCall, PluginReply, injected_message
+from chaosvol.protocol import Operation, PluginCall, PluginReply, injected_message
 
 
 @register("error")
@@ -41,9 +40,16 @@ class Error:
         """With the message written out: the log says the exact text dockerd got."""
         if self.message is not None:
             return self
-        return dataclasses.replace(self, message=injected_message(call.operation))
+        key = (self, call.operation)
+        resolved = _RESOLVED.get(key)
+        if resolved is None:  # one per rule and operation: the same answer every time
+            resolved = _RESOLVED[key] = Error(injected_message(call.operation), self.when, self.status)
+        return resolved
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         message = self.message if self.message is not None else injected_message(call.operation)
         reply = Reply(PluginReply.error(message, self.status))
         return Plan.of(reply) if self.when == "before" else Plan.of(Forward(), reply)
+
+
+_RESOLVED: Final[dict[tuple[Error, Operation], Error]] = {}

@@ -124,3 +124,21 @@ def test_a_schema_1_log_still_reads_and_its_runs_are_told_apart_by_seq() -> None
     log = parse_event_log(old + old, "old.jsonl")  # appended by two runs
     assert (log.schema, log.runs) == (1, 2)
     assert [(e.run, e.seq, e.decision) for e in log.events] == [(0, 1, None), (0, 2, None), (1, 1, None), (1, 2, None)]
+
+
+def test_the_readmes_event_log_example_is_valid_and_reads() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = re.search(r"## Event log\n.*?```json\n(.*?)```", readme, re.DOTALL)
+    assert block is not None
+    text, decoder, lines = block.group(1), json.JSONDecoder(), []
+    position = 0
+    while text[position:].strip():
+        value, end = decoder.raw_decode(text, position + len(text[position:]) - len(text[position:].lstrip()))
+        assert EVENTS_VALIDATOR.is_valid(value), [e.message for e in EVENTS_VALIDATOR.iter_errors(value)]
+        lines.append(json.dumps(value) + "\n")
+        position = end
+    log = parse_event_log(lines, "README.md")
+    assert log.schema == 2 and len(log.events) == 1 and log.events[0].decision is not None
