@@ -172,16 +172,18 @@ class CallRecord:
     def _decision_text(self) -> str:
         if self.rule is None:
             return "null"
-        key = (self.actions, self.volume_pattern)
-        text = _DECISIONS.get(key)
-        if text is None:  # a rule without random choices resolves to the same actions every time
+        # A rule without random choices resolves to the same tuple of actions every time: its
+        # text is made once, found by identity (hashing the actions' fields costs more).
+        key = (id(self.actions), self.volume_pattern)
+        entry = _DECISIONS.get(key)
+        if entry is None or entry[0] is not self.actions:
             if len(_DECISIONS) >= _SUMMARIES_MAX:
                 _DECISIONS.clear()
-            text = _DECISIONS[key] = _ENCODER.encode(self._decision())
-        return text
+            entry = _DECISIONS[key] = (self.actions, _ENCODER.encode(self._decision()))
+        return entry[1]
 
 
-_DECISIONS: Final[dict[tuple[tuple[Any, ...], str | None], str]] = {}
+_DECISIONS: Final[dict[tuple[int, str | None], tuple[tuple[Any, ...], str]]] = {}
 
 
 # What a short answer says (its err, encoded for the line, and whether it carries a volume), by

@@ -112,9 +112,24 @@ class Rule:
         if len(self.actions) == 1:
             action = self.actions[0].resolve(call, context)
             plan: Plan = action.plan(call, context)
-            return (action,), plan
+            # The same tuple for the same resolved action: the event log caches its text by identity.
+            return (self.actions if action is self.actions[0] else _single(action)), plan
         resolved = tuple(action.resolve(call, context) for action in self.actions)
         return resolved, Plan.combine([action.plan(call, context) for action in resolved])
+
+
+_SINGLES: dict[int, tuple[Any, tuple[Any]]] = {}
+
+
+def _single(action: Any) -> tuple[Any]:
+    """`(action,)`, one tuple per action object while it lives (resolved actions that do not
+    draw anything, such as an error's written-out message, are made once and kept)."""
+    entry = _SINGLES.get(id(action))
+    if entry is None or entry[0] is not action:
+        if len(_SINGLES) >= 4096:
+            _SINGLES.clear()
+        entry = _SINGLES[id(action)] = (action, (action,))
+    return entry[1]
 
 
 @dataclass(frozen=True, slots=True)

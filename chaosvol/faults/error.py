@@ -40,11 +40,11 @@ class Error:
         """With the message written out: the log says the exact text dockerd got."""
         if self.message is not None:
             return self
-        key = (self, call.operation)
-        resolved = _RESOLVED.get(key)
-        if resolved is None:  # one per rule and operation: the same answer every time
-            resolved = _RESOLVED[key] = Error(injected_message(call.operation), self.when, self.status)
-        return resolved
+        key = (id(self), call.operation)  # by identity: hashing the fields costs more than the rest
+        entry = _RESOLVED.get(key)
+        if entry is None or entry[0] is not self:  # one per rule and operation: the same answer every time
+            entry = _RESOLVED[key] = (self, Error(injected_message(call.operation), self.when, self.status))
+        return entry[1]
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         message = self.message if self.message is not None else injected_message(call.operation)
@@ -52,4 +52,4 @@ class Error:
         return Plan.of(reply) if self.when == "before" else Plan.of(Forward(), reply)
 
 
-_RESOLVED: Final[dict[tuple[Error, Operation], Error]] = {}
+_RESOLVED: Final[dict[tuple[int, Operation], tuple[Error, Error]]] = {}
