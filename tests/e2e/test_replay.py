@@ -53,7 +53,7 @@ def test_a_replayed_flaky_run_gets_the_same_faults_on_the_same_calls(dockerd: Pr
     profile = tmp_path / "replay.yaml"
     made = subprocess.run(
         [sys.executable, "-m", "chaosvol", "replay", str(tmp_path / "events-first.jsonl"), "--profile", "flaky", "-o", str(profile)],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )
     assert made.returncode == 0, made.stderr
     second = run_workload(str(profile), tmp_path, "second")
@@ -127,7 +127,7 @@ def test_a_run_with_a_jittered_delay_a_corrupt_mountpoint_and_a_hold_replays_fro
     profile.unlink()  # the log alone
     replayed = tmp_path / "replayed.yaml"
     made = subprocess.run([sys.executable, "-m", "chaosvol", "replay", str(tmp_path / "events-first.jsonl"), "-o", str(replayed)],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     second = run_mixed_workload(replayed, tmp_path, "second", "--seed", "1")
     assert decisions(second) == recorded

@@ -114,12 +114,12 @@ def test_the_reader_reads_what_the_writer_writes_and_names_what_is_wrong_by_file
 
 def test_a_schema_1_log_still_reads_and_its_runs_are_told_apart_by_seq() -> None:
     old = [
-        '{"t":"2026-11-23T07:30:00.100000Z","seq":1,"conn":1,"op":"Create","volume":"v1","mount_id":null,"rule":null,"action":null,'
-        '"forwarded":true,"backend":{"status":200,"err":null},"reply":{"status":200,"err":null},"ms":0.4,"retry":false,'
-        '"outcome":"answered","injected":false,"opts":{},"held":null}\n',
-        '{"t":"2026-11-23T07:30:00.200000Z","seq":2,"conn":1,"op":"Remove","volume":"v1","mount_id":null,"rule":"drop-removes",'
-        '"action":"drop","forwarded":false,"backend":null,"reply":{"status":200,"err":null},"ms":0.1,"retry":false,'
-        '"outcome":"answered","injected":true,"opts":null,"held":null}\n',
+        ('{"t":"2026-11-23T07:30:00.100000Z","seq":1,"conn":1,"op":"Create","volume":"v1","mount_id":null,"rule":null,"action":null,'
+         '"forwarded":true,"backend":{"status":200,"err":null},"reply":{"status":200,"err":null},"ms":0.4,"retry":false,'
+         '"outcome":"answered","injected":false,"opts":{},"held":null}\n'),
+        ('{"t":"2026-11-23T07:30:00.200000Z","seq":2,"conn":1,"op":"Remove","volume":"v1","mount_id":null,"rule":"drop-removes",'
+         '"action":"drop","forwarded":false,"backend":null,"reply":{"status":200,"err":null},"ms":0.1,"retry":false,'
+         '"outcome":"answered","injected":true,"opts":null,"held":null}\n'),
     ]
     log = parse_event_log(old + old, "old.jsonl")  # appended by two runs
     assert (log.schema, log.runs) == (1, 2)
