@@ -88,6 +88,8 @@ class CallRecord:
     rule_index: int | None = None  # the rule's place in its profile, from 0
     actions: tuple[Any, ...] = ()  # the rule's actions as resolved for this call
     volume_pattern: str | None = None  # the rule's volume glob
+    retry_of: int | None = None  # an empty-body retry: the seq of the call it retries (volume: that call's)
+    retry_link: str | None = None  # an empty-body retry with no retry_of: why it could not be linked
 
     @property
     def retained_bytes(self) -> int:
@@ -115,6 +117,8 @@ class CallRecord:
             "reply": self._reply(),
             "ms": round(self.elapsed * 1000, 3),
             "retry": self.retry,
+            "retry_of": self.retry_of,
+            "retry_link": self.retry_link,
             "outcome": self.outcome,
             "injected": self.rule is not None,
             "opts": redact(self.opts),
@@ -164,6 +168,7 @@ class CallRecord:
             f'"rule_index":{"null" if self.rule_index is None else self.rule_index},"decision":{self._decision_text()},'
             f'"forwarded":{"true" if self.forwarded else "false"},"backend":{backend_text},"reply":{reply_text},'
             f'"ms":{round(self.elapsed * 1000, 3)!r},"retry":{"true" if self.retry else "false"},'
+            f'"retry_of":{"null" if self.retry_of is None else self.retry_of},"retry_link":{_string(self.retry_link)},'
             f'"outcome":{_string(self.outcome)},"injected":{"false" if self.rule is None else "true"},'
             f'"opts":{opts},"held":{_string(self.held)}}}\n'
         )
@@ -286,6 +291,8 @@ class CallEvent:
     reply: Seen | None = None
     ms: float = 0.0
     retry: bool = False
+    retry_of: int | None = None
+    retry_link: str | None = None
     outcome: str = "answered"
     injected: bool = False
     opts: Mapping[str, str] | None = None
@@ -320,7 +327,8 @@ class CallEvent:
             rule_index=_typed(value, "rule_index", int, "rule_index"), decision=actions, decision_volume=decision_volume,
             forwarded=bool(value.get("forwarded")), backend=Seen.from_json(value.get("backend"), "backend"),
             reply=Seen.from_json(value.get("reply"), "reply"), ms=float(_typed(value, "ms", (int, float), "ms") or 0.0),
-            retry=bool(value.get("retry")), outcome=_typed(value, "outcome", str, "outcome") or "answered",
+            retry=bool(value.get("retry")), retry_of=_typed(value, "retry_of", int, "retry_of"),
+            retry_link=_typed(value, "retry_link", str, "retry_link"), outcome=_typed(value, "outcome", str, "outcome") or "answered",
             injected=bool(value.get("injected", rule is not None)), opts=_typed(value, "opts", dict, "opts"),
             held=_typed(value, "held", str, "held"), raw=value,
         )

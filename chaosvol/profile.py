@@ -30,8 +30,9 @@ from chaosvol.faults import FAULTS, Fault, FaultContext
 from chaosvol.protocol import OPERATION_BY_NAME, Operation, PluginCall
 
 VERSION: Final = 1
-# A rule without `op` never matches Activate: an error there makes the driver unusable, so it
-# must be asked for by name.
+# A rule without `op` never matches Activate: an error there fails every command that needs the
+# driver until one activates it again (dockerd does not cache a failed activation and re-activates
+# on the next command; a hang blocks them for as long as it lasts), so it must be asked for by name.
 DEFAULT_OPERATIONS: Final = frozenset(Operation) - {Operation.ACTIVATE}
 SHIPPED_PROFILE_DIRS: Final = (
     Path(__file__).parent / "profiles",  # in the wheel
@@ -39,7 +40,7 @@ SHIPPED_PROFILE_DIRS: Final = (
 )
 _TOP_KEYS: Final = ("version", "seed", "description", "rules")
 _RULE_KEYS: Final = ("name", "description", "match", "after", "times", "probability", "action", "actions")
-_MATCH_KEYS: Final = ("op", "volume", "opts")
+_MATCH_KEYS: Final = ("op", "volume", "opts", "retry")
 # A profile is a page of YAML; these bound what a broken or hostile file can make us do.
 MAX_PROFILE_BYTES: Final = 1024 * 1024
 MAX_NESTING: Final = 16
@@ -52,14 +53,17 @@ class Match:
     Attributes:
         operations: the operations it matches.
         volume: a shell glob on the volume name; calls that name no volume (List, Capabilities,
-            Activate, empty-body retries) do not match it, except List for faults that act on
-            List's entries (hide).
+            Activate, empty-body retries the proxy could not link to the call they retry) do not
+            match it, except List for faults that act on List's entries (hide).
         opts: Create options that must be present with these values.
+        retry: True: only dockerd's empty-body retries (matched by `volume` through the volume of
+            the call they retry, when the proxy knows it); False: only first attempts; None: both.
     """
 
     operations: frozenset[Operation]
     volume: str | None = None
     opts: Mapping[str, str] | None = None
+    retry: bool | None = None
     _glob: Callable[[str], object] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +72,8 @@ class Match:
 
     def matches(self, call: PluginCall, sees_list_entries: bool = False) -> bool:
         if call.operation not in self.operations:
+            return False
+        if self.retry is not None and call.retry is not self.retry:
             return False
         if self._glob is not None:
             if call.volume is None:
@@ -357,6 +363,14 @@ class _Loader:
             except _Invalid:
                 pass
         opts = self._opts(match_keys, where)
+        retry = None
+        if "retry" in match_keys:
+            value = _construct(match_keys["retry"]) if isinstance(match_keys["retry"], yaml.ScalarNode) else None
+            if not isinstance(value, bool):
+                self.fail(match_keys["retry"], f"{where}.match.retry", f"expected true (only dockerd's empty-body retries) or false "
+                          f"(only first attempts); found {_found(match_keys['retry'])}")
+            else:
+                retry = value
         if len(self.problems) != problems_before or actions is None:
             raise _Invalid()
         operations = self._check_operations(node, keys, match_keys, where, operations, actions)
@@ -364,7 +378,11 @@ class _Loader:
             self.fail(match_keys["opts"], f"{where}.match.opts", "opts are sent with Create only; add Create to op")
         if operations is None or len(self.problems) != problems_before:
             raise _Invalid()
-        rule = Rule(name, Match(operations, volume, opts), actions, after, times, probability, self.position(node))
+        if retry and operations is not None and not any(operation.carries_body for operation in operations):
+            self.fail(match_keys["retry"], f"{where}.match.retry", "Activate and List have no retry chaosvol can tell apart "
+                      "(their body is empty anyway); add an operation that carries a body")
+            raise _Invalid()
+        rule = Rule(name, Match(operations, volume, opts, retry), actions, after, times, probability, self.position(node))
         self._check_plans(rule, keys, where)
         return rule
 

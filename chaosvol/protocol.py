@@ -188,6 +188,11 @@ class PluginCall:
             body = (json.dumps(payload, separators=(",", ":")) + "\n").encode()
         return cls.parse(operation, body)
 
+    def as_retry_of(self, volume: str | None, mount_id: str | None) -> PluginCall:
+        """This empty-body retry as rules see it: with the volume and mount ID of the call it
+        retries (the body stays empty: the backend gets what dockerd sent)."""
+        return PluginCall(self.operation, self.body, volume, mount_id, None, True, self.headers)
+
     def __str__(self) -> str:
         parts = [self.operation.value]
         if self.volume is not None:

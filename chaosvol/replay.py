@@ -12,9 +12,12 @@ Where the actions come from: a log of schema 2 records each fired rule's actions
 (a delay's drawn duration, an error's exact message), so the log alone is enough. A log of
 schema 1 did not: with the original profile (`--profile`) the rule of the same name gives the
 options (a jittered delay replays at its nominal duration); without it, actions that need
-options cannot be reproduced. Calls that name no volume on an operation that usually does
-(dockerd's empty-body retries) cannot be selected alone. Every call that cannot be reproduced is
-named in `unreproducible`, and the command exits 1.
+options cannot be reproduced. Every call that cannot be reproduced is named in `unreproducible`,
+and the command exits 1.
+
+dockerd's empty-body retries: one the proxy linked to the call it retries carries that call's
+volume, and is selected with the other calls of that volume; one it could not link is selected
+among the retries of its operation (`retry: true`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Replay:
 def replay(events: Iterable[CallEvent], original: Profile | None = None, source: str = "events") -> Replay:
     ordered = sorted(events, key=lambda e: (e.t, e.seq))
     seen: Counter[tuple[str, str | None]] = Counter()
+    retries: Counter[str] = Counter()
     chosen: list[tuple[tuple[str, str | None], int, CallEvent]] = []
     unreproducible: list[str] = []
     for event in ordered:
@@ -51,16 +55,19 @@ def replay(events: Iterable[CallEvent], original: Profile | None = None, source:
             continue
         key = (event.op, event.volume)
         seen[key] += 1
+        retries[event.op] += event.retry
         if not event.rule or event.action == "pass":
             continue
         if key[1] is None and OPERATION_BY_NAME[event.op].names_volume:
-            unreproducible.append(f"seq {event.seq}: {event.op} with no volume (an empty-body retry) cannot be selected alone")
+            # A retry the proxy could not link to its call: selected among the retries of its
+            # operation (`retry: true`), by a rule put before the others (see _order).
+            chosen.append(((event.op, None), retries[event.op], event))
             continue
         chosen.append((key, seen[key], event))
     originals = {rule.name: rule for rule in original.rules} if original is not None else {}
     rules: list[dict[str, Any]] = []
     notes: list[str] = []
-    for key, index, event in sorted(chosen, key=lambda item: (item[0][0], item[0][1] or "", -item[1])):
+    for key, index, event in sorted(chosen, key=_order):
         actions, entries, why = _actions(event, originals.get(event.rule or ""))
         if actions is None:
             unreproducible.append(f"seq {event.seq}: {event.op} {event.volume or ''}".rstrip() + f": {why}")
@@ -71,7 +78,11 @@ def replay(events: Iterable[CallEvent], original: Profile | None = None, source:
         volume = key[1] if key[1] is not None else entries
         if volume is not None:
             match["volume"] = _glob_escape(volume) if key[1] is not None else volume
-        rule: dict[str, Any] = {"name": f"replay-{key[0]}-{key[1] or 'all'}-{index}", "match": match}
+        unlinked = key[1] is None and OPERATION_BY_NAME[key[0]].names_volume
+        if unlinked:
+            match["retry"] = True
+        label = "retry" if unlinked else key[1] or "all"
+        rule: dict[str, Any] = {"name": f"replay-{key[0]}-{label}-{index}", "match": match}
         if index > 1:
             rule["after"] = index - 1
         rule["times"] = 1
@@ -83,6 +94,14 @@ def replay(events: Iterable[CallEvent], original: Profile | None = None, source:
     )
     text = header + yaml.safe_dump({"version": 1, "rules": rules}, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
     return Replay(text, len(rules), unreproducible, notes)
+
+
+def _order(item: tuple[tuple[str, str | None], int, CallEvent]) -> tuple[int, str, str, int]:
+    """Rules for unlinked retries first (they count every retry of their operation, and a call
+    they take is one no volume rule could match), then by operation and volume, latest first."""
+    (operation, volume), index, _ = item
+    unlinked = volume is None and OPERATION_BY_NAME[operation].names_volume
+    return (0 if unlinked else 1, operation, volume or "", -index)
 
 
 def _actions(event: CallEvent, rule: Rule | None) -> tuple[list[Any] | None, str | None, str]:

@@ -37,6 +37,8 @@ def profile_schema() -> dict[str, Any]:
                 "op": {"oneOf": [{"$ref": "#/$defs/operation"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/operation"}}]},
                 "volume": {"type": "string", "description": "a shell glob on the volume name"},
                 "opts": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                "retry": {"type": "boolean", "description": "true: only dockerd's empty-body retries (volume matched through "
+                          "the call they retry); false: only first attempts"},
             },
         },
         "after": {"type": "integer", "minimum": 0},
@@ -134,6 +136,9 @@ def events_schema() -> dict[str, Any]:
         "reply": {**answer, "description": "what the daemon was sent; null when nothing was (see outcome)"},
         "ms": {"type": "number", "minimum": 0, "description": "from arrival until answered, cut or abandoned"},
         "retry": {"type": "boolean", "description": "an empty body where dockerd always sends one: its retry"},
+        "retry_of": {"type": ["integer", "null"], "minimum": 0,
+                     "description": "a retry: the seq of the call it retries, whose volume and mount_id it carries"},
+        "retry_link": {**nullable_string, "description": "a retry without retry_of: why it could not be linked"},
         "outcome": {"enum": ["answered", "hung", "reset", "client-gone", "cut", "refused", "crashed"]},
         "injected": {"type": "boolean", "description": "a rule fired (an injected fault, never a real failure)"},
         "opts": {"type": ["object", "null"], "additionalProperties": {"type": "string"},

@@ -34,6 +34,7 @@ from chaosvol.events import BackendOutcome, CallRecord, Outcome, header_line
 from chaosvol.holds import HoldRegistry
 from chaosvol.profile import Profile
 from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply
+from chaosvol.retries import RetryLink, RetryTracker
 from chaosvol.settings import ServeSettings
 from chaosvol.streams import RECEIVE_SIZE
 from chaosvol.unix import UnixListener, open_unix_listener
@@ -158,6 +159,7 @@ class PluginServer:
         self.seed_override = seed_override
         self.recent = RecentEvents()
         self.holds = HoldRegistry()
+        self.retries = RetryTracker()
         self.paused = False  # the control socket's kill switch: every call passes through
         self.calls_by_operation: Counter[str] = Counter()
         self.in_flight = 0
@@ -385,23 +387,35 @@ class PluginServer:
         started_at, started = time.time(), trio.current_time()
         self.calls_by_operation[call.operation.value] += 1
         self.in_flight += 1
-        decision = self.engine.decide(call, now=started, paused=self.paused)  # atomic: nothing to lock
+        link: RetryLink | None = None
+        matched = call
+        if call.retry:
+            # An empty body: dockerd's retry of a call whose connection was cut. Rules see the
+            # volume of the call it retries; the backend gets the empty body, as it came.
+            link = self.retries.retry(call, started)
+            if link.retry_of is not None:
+                matched = call.as_retry_of(link.volume, link.mount_id)
+            log.info("%s: an empty body, dockerd's retry after a dropped connection (%s); forwarded as it came", call,
+                     f"of seq {link.retry_of}" if link.retry_of is not None else link.reason)
+        decision = self.engine.decide(matched, now=started, paused=self.paused)  # atomic: nothing to lock
         if decision.injected:
-            log.info("injected %s on %s (rule %s): %s", decision.action, call, decision.rule, decision.plan)
-        elif call.retry:
-            log.info("%s: an empty body, dockerd's retry after a dropped connection; forwarded as it came", call)
+            log.info("injected %s on %s (rule %s): %s", decision.action, matched, decision.rule, decision.plan)
         progress = _CallProgress(decision.rule, conn)
         try:
             await self.run_plan(call, decision.plan, docker, progress)
         finally:
             self.in_flight -= 1
+            if progress.outcome in ("reset", "crashed"):
+                self.retries.cut(seq, call, trio.current_time(), link)
+            elif link is not None and link.retry_of is not None:
+                self.retries.answered(link)
             record = CallRecord(
                 started_at,
                 seq,
                 conn,
                 call.operation.value,
-                call.volume,
-                call.mount_id,
+                matched.volume,
+                matched.mount_id,
                 decision.rule,
                 decision.action,
                 progress.forwarded,
@@ -415,6 +429,8 @@ class PluginServer:
                 decision.rule_index,
                 decision.actions,
                 decision.volume_pattern,
+                link.retry_of if link is not None else None,
+                link.reason if link is not None else None,
             )
             self.recent.add(record)
             if self.events is not None:

@@ -15,6 +15,7 @@ from chaosvol.faults import FaultContext, register
 from chaosvol.protocol import Operation, PluginCall, PluginReply, field_of
 
 GHOST_STATUS = {"chaosvol": "ghost: injected, the backend has no such volume"}
+GHOST_MOUNTPOINTS = "/nonexistent/chaosvol-ghost"
 
 
 @register("ghost")
@@ -34,7 +35,10 @@ class Ghost:
         if call.operation is Operation.LIST:
             return Plan.of(Forward(), Rewrite(AddToList(self.names)))
         if call.volume in self.names:
-            return Plan.of(Reply(PluginReply.json({"Volume": {"Name": call.volume, "Status": GHOST_STATUS}, "Err": ""})))
+            # A Mountpoint as a real plugin's Get gives one: a path under a directory that does not
+            # exist, since nothing backs the ghost (`docker volume inspect` shows it).
+            volume = {"Name": call.volume, "Mountpoint": f"{GHOST_MOUNTPOINTS}/{call.volume}", "Status": GHOST_STATUS}
+            return Plan.of(Reply(PluginReply.json({"Volume": volume, "Err": ""})))
         return Plan.of(Forward())
 
 

@@ -339,16 +339,21 @@ def test_a_log_that_is_not_chaosvols_cut_short_or_from_a_future_schema_is_refuse
 
 
 def test_replay_names_what_it_cannot_reproduce_and_exits_1(short_tmp: str) -> None:
-    sock, events = f"{short_tmp}/p.sock", f"{short_tmp}/events.jsonl"
-    with serving("--socket", sock, "--backend", f"builtin:{short_tmp}/v", "--profile", "drop-removes", "--events", events) as process:
-        assert call(sock, create("v1")).err is None
-        assert call(sock, remove("v1")).err is None  # dropped
-        retry = PluginCall.parse(Operation.REMOVE, b"")  # dockerd's empty-body retry: no volume to select it by
-        assert call(sock, retry).status == 200
-        process.send_signal(signal.SIGTERM)  # every record written before it exits
-        assert process.wait(10) == 0
-    result = run("replay", events, "-o", f"{short_tmp}/r.yaml")
+    # A log of event schema 1 (before decisions were recorded) with a delay, and no --profile.
+    events = Path(short_tmp) / "old.jsonl"
+    events.write_text(
+        '{"t":"2026-11-23T07:30:00.100000Z","seq":1,"conn":1,"op":"Remove","volume":"v1","mount_id":null,"rule":"drop-removes",'
+        '"action":"drop","forwarded":false,"backend":null,"reply":{"status":200,"err":null},"ms":0.1,"retry":false,'
+        '"outcome":"answered","injected":true,"opts":null,"held":null}\n'
+        '{"t":"2026-11-23T07:30:00.200000Z","seq":2,"conn":1,"op":"Mount","volume":"v1","mount_id":null,"rule":"slow-mounts",'
+        '"action":"delay","forwarded":true,"backend":{"status":200,"err":null},"reply":{"status":200,"err":null},"ms":5000.1,'
+        '"retry":false,"outcome":"answered","injected":true,"opts":null,"held":null}\n'
+    )
+    result = run("replay", str(events), "-o", f"{short_tmp}/r.yaml")
     assert result.returncode == 1, result.stderr
-    assert "chaosvol replay: cannot reproduce seq 3: Remove with no volume (an empty-body retry) cannot be selected alone" in result.stderr
+    assert ("chaosvol replay: cannot reproduce seq 2: Mount v1: delay needs options a schema 1 log does not keep; "
+            "pass the run's profile with --profile") in result.stderr
     assert "1 faulted call(s) could not be reproduced" in result.stderr
     assert run("check", f"{short_tmp}/r.yaml").returncode == 0  # the rest is written, and loads
+    again = run("replay", str(events), "--profile", "slow-mounts", "-o", f"{short_tmp}/r2.yaml")
+    assert again.returncode == 0, again.stderr

@@ -22,6 +22,7 @@ from tests.support.builders import (
     DOCKERD_REQUESTS,
     activate,
     create,
+    empty_retry,
     get,
     list_,
     mount,
@@ -248,3 +249,36 @@ async def test_oversize_headers_get_431_and_the_server_serves_on(nursery: trio.N
     await bad.send_raw(b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: \r\nX-Big: " + b"a" * 20_000)  # and never ends
     assert (await bad.read_raw()).startswith(b"HTTP/1.1 431 ")
     assert (await proxy.connect().call(get("v"))).status == 200
+
+
+async def test_dockerds_retry_of_a_cut_create_carries_its_volume_and_a_retry_rule_selects_it(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    # Case C of the audit: the Create of c1 is cut after the backend made it; dockerd's empty-body
+    # retry 1 s later is answered success without reaching the backend.
+    proxy = await start_proxy(
+        nursery,
+        rule({"reset": {"when": "after"}}, op="Create", volume="c*", times=1, name="cut-create", retry=False),
+        rule("drop", op="Create", volume="c*", name="answer-the-retry", retry=True),
+    )
+    first = proxy.connect()
+    await first.send_raw(first.wire.request_bytes(create("c1"), b""))
+    assert await first.closed_without_answer()
+    await trio.sleep(1.0)
+    retry = proxy.connect()
+    await retry.send_raw(retry.wire.request_bytes(empty_retry(Operation.CREATE), b""))
+    assert (await retry.read_reply()).err is None
+    cut, retried = await proxy.records()
+    assert (cut["seq"], cut["volume"], cut["outcome"], cut["rule"]) == (1, "c1", "reset", "cut-create")
+    assert (retried["retry"], retried["retry_of"], retried["volume"], retried["rule"]) == (True, 1, "c1", "answer-the-retry")
+    assert [c.body for c in proxy.backend.calls] == [create("c1").body]  # the retry never reached the backend
+
+
+async def test_a_retry_that_cannot_be_linked_says_why_and_matches_no_volume_rule(nursery: trio.Nursery) -> None:
+    proxy = await start_proxy(nursery, rule("drop", op="Remove", volume="v*", name="volume-rule"))
+    client = proxy.connect()
+    await client.send_raw(next(s for s in DOCKERD_REQUESTS if s.label == "empty-body-retry").raw)
+    await client.read_reply()
+    (record,) = await proxy.records()
+    assert (record["retry"], record["retry_of"], record["volume"], record["rule"]) == (True, None, None, None)
+    assert record["retry_link"] == "no Remove was cut in the last 20s: not a retry of a call chaosvol cut"

@@ -64,7 +64,7 @@ def rule(action: Any, *, op: str | list[str] | None = None, name: str | None = N
     match: dict[str, Any] = {}
     if op is not None:
         match["op"] = op
-    for key in ("volume", "opts"):
+    for key in ("volume", "opts", "retry"):
         if key in fields:
             match[key] = fields.pop(key)
     if match:

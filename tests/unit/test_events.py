@@ -53,6 +53,8 @@ RECORDS = st.builds(
     rule_index=st.one_of(st.none(), st.integers(0, 1000)),
     actions=st.lists(ACTIONS, max_size=3).map(tuple),
     volume_pattern=NAMES,
+    retry_of=st.one_of(st.none(), st.integers(0, 2**40)),
+    retry_link=NAMES,
 )
 
 

@@ -17,4 +17,5 @@ def test_get_of_a_ghost_answers_a_volume_and_other_gets_are_forwarded() -> None:
     assert not ghost.forwards
     volume = ghost.effects[0].reply.decoded()["Volume"]  # type: ignore[union-attr]
     assert volume["Name"] == "g7" and "ghost" in volume["Status"]["chaosvol"]
+    assert volume["Mountpoint"] == "/nonexistent/chaosvol-ghost/g7"  # as a real plugin's Get, with a path nothing backs
     play.call(get("real")).expect(Forward())
