@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosvol.protocol import Operation, PluginCall, PluginReply
+from chaosvol.protocol import PluginReply
 from chaosvol.wire import ClientWire, WireState
 from tests.support.builders import create, remove
 from tests.support.events import call_lines
