@@ -28,8 +28,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from chaosvol.boltdb import VolumeRecord
 from chaosvol.events import CallEvent
 
 Kind = Literal["stale-in-daemon", "unknown-to-daemon", "metadata-lost", "leaked-mount", "shadowed"]
@@ -54,6 +55,10 @@ class DaemonView:
     # True when `volumes` is the daemon's own record (Podman), not merged with the plugin's List.
     authoritative: bool = False
     name: str = "dockerd"  # how findings name the daemon
+    # dockerd's own volume records (its metadata.db), when they could be read; a volume listed
+    # without one is there only because the plugin's List returned it.
+    records: Mapping[str, VolumeRecord] | None = None
+    records_note: str | None = None  # why `records` is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class LogView:
     create_opts: dict[str, dict[str, str]] = field(default_factory=dict)
     purged_while_kept: set[str] = field(default_factory=set)
     mounts: dict[str, dict[str, int]] = field(default_factory=dict)
+    made_by_backend: set[str] = field(default_factory=set)  # a Create reached the backend and it acted
 
     err_in_200_is_success: bool = False  # Podman's reading of an answer
 
@@ -93,10 +99,18 @@ class LogView:
         backend_ok = record.forwarded and backend is not None and backend.ok
         if operation == "Create":
             self.believed.setdefault(volume, False)
+            if backend_ok:
+                self.made_by_backend.add(volume)
             if answered_ok:
                 self.believed[volume] = True
-                self.create_opts[volume] = dict(record.opts or {})
+                if not record.retry:  # a retry's empty body carried no options
+                    self.create_opts[volume] = dict(record.opts or {})
                 self.purged_while_kept.discard(volume)
+            elif reply is not None and volume in self.made_by_backend and not self.believed[volume]:
+                # dockerd was told its create failed, but the backend made the volume (a Create
+                # cut after the backend acted, then a retry refused; or an error after): it is
+                # left behind, and re-adopted later without the create's labels and options.
+                self.purged_while_kept.add(volume)
         elif operation == "Get":
             if reply is None:
                 return  # no answer (hang, reset): a transport error, dockerd purges nothing
@@ -114,6 +128,8 @@ class LogView:
                 self.believed[volume] = False
                 if not backend_ok:
                     self.purged_while_kept.add(volume)  # told removed; the backend kept it
+            if backend_ok:
+                self.made_by_backend.discard(volume)
         elif operation in ("Mount", "Unmount") and backend_ok:
             mount_id = record.mount_id
             if mount_id is None:
@@ -131,12 +147,14 @@ class Finding:
     daemon: str
     backend: str
     who: str = "dockerd"
+    evidence: tuple[str, ...] = ()  # what shows it: the daemon's API, its records, the event log, the backend
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.volume}: {self.who} {self.daemon}; backend {self.backend}"
+        shown = f" (evidence: {', '.join(self.evidence)})" if self.evidence else ""
+        return f"{self.kind} {self.volume}: {self.who} {self.daemon}; backend {self.backend}{shown}"
 
-    def to_json(self) -> dict[str, str]:
-        return {"volume": self.volume, "kind": self.kind, "daemon": self.daemon, "backend": self.backend}
+    def to_json(self) -> dict[str, Any]:
+        return {"volume": self.volume, "kind": self.kind, "daemon": self.daemon, "backend": self.backend, "evidence": list(self.evidence)}
 
 
 def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | None = None) -> list[Finding]:
@@ -148,35 +166,53 @@ def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | 
     if daemon.authoritative:  # its list is what it believes, whatever it was told
         believed = {name: name in ours for name in set(ours) | set(held)}
     names = sorted(set(ours) | set(held) | set(believed))
+    records = daemon.records
+    api, told, kept = f"{daemon.name} API", "event log", "backend"
+    recorded = f"{daemon.name}'s records"
     findings: list[Finding] = []
     for name in names:
         in_backend = name in held
         if name in local and in_backend:
-            findings.append(Finding(name, "shadowed", f"has a local volume {name!r}", f"holds a plugin volume {name!r} that it hides"))
+            findings.append(Finding(name, "shadowed", f"has a local volume {name!r}", f"holds a plugin volume {name!r} that it hides", evidence=(api, kept)))
         if not in_backend:
             if name in ours:
-                findings.append(Finding(name, "stale-in-daemon", f"lists {name!r} under {driver}", "has no such volume"))
+                findings.append(Finding(name, "stale-in-daemon", f"lists {name!r} under {driver}", "has no such volume", evidence=(api, kept)))
             elif believed.get(name):
-                findings.append(Finding(name, "stale-in-daemon", f"was told {name!r} exists and keeps it cached", "has no such volume"))
+                findings.append(Finding(name, "stale-in-daemon", f"was told {name!r} exists and keeps it cached", "has no such volume",
+                                        evidence=(told, kept)))
             continue
-        if (log is not None or daemon.authoritative) and name in believed and not believed[name] and name not in local:
-            findings.append(
-                Finding(name, "unknown-to-daemon", f"has no record of {name!r} (it was told the volume is gone, or never that it was created)", f"holds {name!r}")
-            )
-        elif log is not None and believed.get(name) and name in log.purged_while_kept:
-            findings.append(
-                Finding(name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with", f"kept {name!r} all along")
-            )
+        has_record = records is not None and name in records
+        if (log is not None or daemon.authoritative) and name in believed and not believed[name] and name not in local and not has_record:
+            findings.append(Finding(
+                name, "unknown-to-daemon", f"has no record of {name!r} (it was told the volume is gone, or never that it was created)",
+                f"holds {name!r}", evidence=(api, kept) if daemon.authoritative else ((told, recorded, kept) if records is not None else (told, kept)),
+            ))
+        elif log is not None and (believed.get(name) or has_record) and name in log.purged_while_kept:
+            findings.append(Finding(
+                name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with", f"kept {name!r} all along",
+                evidence=(told, kept),
+            ))
+        elif log is not None and believed.get(name) and records is not None and name in ours and not has_record and name not in local:
+            # It was created through dockerd, which still lists it, but only because the plugin's
+            # List returns it: dockerd dropped its record (a forced `rm -f` after the plugin's
+            # Remove failed does), so whatever labels and options it was created with are gone.
+            findings.append(Finding(
+                name, "metadata-lost", f"lists {name!r} only from the plugin's List: it has no record of it any more (dropped, as a forced "
+                f"rm does when the plugin's Remove fails), so the labels and options it was created with are gone", f"kept {name!r} all along",
+                evidence=(told, api, recorded, kept),
+            ))
         elif log is not None and name in ours and log.create_opts.get(name) and not _same_options(ours[name].options, log.create_opts[name]):
-            findings.append(
-                Finding(name, "metadata-lost", f"shows options {dict(ours[name].options or {})}", f"was created with options {log.create_opts[name]}")
-            )
+            findings.append(Finding(
+                name, "metadata-lost", f"shows options {dict(ours[name].options or {})}", f"was created with options {log.create_opts[name]}",
+                evidence=(api, told),
+            ))
         mounts = held[name]
+        source = kept
         if mounts is None and log is not None:
-            mounts = log.mounts.get(name, {})
+            mounts, source = log.mounts.get(name, {}), told
         if mounts and not daemon.in_use.get((driver, name)):
             ids = ", ".join(f"{mount_id[:12]} ({count}x)" if count > 1 else mount_id[:12] for mount_id, count in sorted(mounts.items()))
-            findings.append(Finding(name, "leaked-mount", "has no running container using it", f"still counts mounts {ids}"))
+            findings.append(Finding(name, "leaked-mount", "has no running container using it", f"still counts mounts {ids}", evidence=(api, source)))
     if daemon.name != "dockerd":
         findings = [dataclasses.replace(finding, who=daemon.name) for finding in findings]
     return findings

@@ -7,9 +7,14 @@ makes dockerd send Get, and an answered Get failure would purge what we are audi
 
 from __future__ import annotations
 
+import os
+import socket
+import struct
+import urllib.parse
 from typing import Any
 
 from chaosvol.audit import DaemonView, DaemonVolume
+from chaosvol.boltdb import BoltError, VolumeRecord, volume_records
 from chaosvol.errors import UsageError
 
 
@@ -24,6 +29,8 @@ def daemon_view(docker_host: str | None) -> DaemonView:
         try:
             listed: dict[str, Any] = client.api.volumes()
             containers: list[dict[str, Any]] = client.api.containers()  # running ones only
+            root_dir = str(client.api.info().get("DockerRootDir") or "")
+            socket_path = _unix_socket(str(client.api.base_url), docker_host)
         finally:
             client.close()
     except DockerException as exc:
@@ -39,7 +46,44 @@ def daemon_view(docker_host: str | None) -> DaemonView:
             if mount.get("Type") == "volume":
                 key = (mount.get("Driver", ""), mount.get("Name", ""))
                 in_use[key] = in_use.get(key, ()) + (container.get("Id", "")[:12],)
-    return DaemonView(volumes, tuple(listed.get("Warnings") or ()), in_use)
+    records, why = dockerd_records(socket_path, root_dir)
+    return DaemonView(volumes, tuple(listed.get("Warnings") or ()), in_use, records=records, records_note=why)
+
+
+def dockerd_records(socket_path: str | None, root_dir: str) -> tuple[dict[str, VolumeRecord] | None, str | None]:
+    """dockerd's own volume records (`<data-root>/volumes/metadata.db`), read from the file the
+    daemon answering on `socket_path` uses: its pid comes from the socket (SO_PEERCRED) and the
+    file is read through `/proc/PID/root`, so a daemon in a chroot or another mount namespace is
+    read right, and a socket forwarded from elsewhere is never matched with the wrong file.
+    Read-only, without bbolt's lock. (None, why) when that cannot be done."""
+    if socket_path is None:
+        return None, "dockerd is not reached through a local unix socket"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(5)
+            probe.connect(socket_path)
+            pid, _uid, _gid = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        if pid <= 0:
+            return None, "the socket does not say which process serves it (another pid namespace?)"
+        path = f"/proc/{pid}/root{root_dir}/volumes/metadata.db"
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return None, f"cannot read dockerd's volume records: {exc.strerror or exc}"
+    try:
+        return volume_records(data), None
+    except BoltError as exc:
+        return None, f"cannot read dockerd's volume records: {exc}"
+
+
+def _unix_socket(base_url: str, docker_host: str | None) -> str | None:
+    """The unix socket the Docker SDK talks to, if it is one."""
+    host = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if host.startswith("unix://"):
+        return host[len("unix://"):]
+    if base_url.startswith("http+unix://"):
+        return urllib.parse.unquote(base_url[len("http+unix://"):])
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from chaosvol.audit import BackendView, DaemonView, DaemonVolume, LogView, audit
+from chaosvol.boltdb import VolumeRecord
 from chaosvol.events import CallEvent
 
 ID = "a" * 64
@@ -129,3 +130,50 @@ def test_podman_re_adopting_a_dropped_volume_by_reload_loses_its_metadata() -> N
     podman = DaemonView((DaemonVolume("v1", "cv"),), authoritative=True)  # `volume reload` added it back, bare
     found = audit("cv", podman, BackendView({"v1": {}}), LogView.from_records(records, podman=True))
     assert kinds(found) == [("metadata-lost", "v1")]
+
+
+def retry_of(seq_of_first: int, op: str, volume: str, **fields: Any) -> CallEvent:
+    """dockerd's empty-body retry of a call chaosvol cut, linked: it carries that call's volume."""
+    return dataclasses.replace(rec(op, volume, **fields), retry=True, retry_of=seq_of_first)
+
+
+def cut(op: str, volume: str, *, acted: bool) -> CallEvent:
+    """A call whose connection was cut (reset): dockerd got no answer; the backend acted or not."""
+    return dataclasses.replace(rec(op, volume, reply=False, forwarded=acted), outcome="reset")
+
+
+def test_case_c_a_create_cut_after_the_backend_made_it_and_a_retry_answered_success_is_consistent() -> None:
+    first = cut("Create", "c1", acted=True)
+    events = [first, retry_of(first.seq, "Create", "c1", forwarded=False)]  # the retry dropped: answered success
+    daemon = DaemonView((DaemonVolume("c1", "cv"),), records={"c1": VolumeRecord("c1", "cv", {"k": "v"}, {})})
+    assert audit("cv", daemon, BackendView({"c1": {}}), LogView.from_records(events)) == []
+
+
+def test_case_p_a_create_cut_before_the_backend_and_a_retry_answered_success_is_a_phantom() -> None:
+    first = cut("Create", "p1", acted=False)
+    events = [first, retry_of(first.seq, "Create", "p1", forwarded=False)]
+    found = audit("cv", DaemonView(), BackendView({}), LogView.from_records(events))
+    assert kinds(found) == [("stale-in-daemon", "p1")]
+
+
+def test_case_a_a_create_cut_after_the_backend_made_it_then_refused_leaves_it_behind_before_and_after_readoption() -> None:
+    first = cut("Create", "a1", acted=True)
+    events = [first, retry_of(first.seq, "Create", "a1", status=500, err="empty body", backend={"status": 500, "err": "empty body"})]
+    backend = BackendView({"a1": {}})
+    assert kinds(audit("cv", DaemonView(), backend, LogView.from_records(events))) == [("unknown-to-daemon", "a1")]
+    events.append(rec("Get", "a1", found=True))  # docker volume inspect re-adopts it, without labels
+    readopted = DaemonView((DaemonVolume("a1", "cv"),), records={"a1": VolumeRecord("a1", "cv", None, None)})
+    found = audit("cv", readopted, backend, LogView.from_records(events))
+    assert kinds(found) == [("metadata-lost", "a1")]
+
+
+def test_case_l_a_forced_remove_after_a_failed_remove_is_told_by_dockerds_records() -> None:
+    events = [rec("Create", "l1"), rec("Remove", "l1", status=500, err="chaosvol: injected: Remove failed", forwarded=False)]
+    listed = DaemonView((DaemonVolume("l1", "cv"),), records={})  # rm -f dropped its record; ls lists it from the plugin
+    found = audit("cv", listed, BackendView({"l1": {}}), LogView.from_records(events))
+    assert kinds(found) == [("metadata-lost", "l1")]
+    assert found[0].evidence == ("event log", "dockerd API", "dockerd's records", "backend")
+    kept = dataclasses.replace(listed, records={"l1": VolumeRecord("l1", "cv", {"k": "v"}, {})})  # a plain rm: dockerd kept its record
+    assert audit("cv", kept, BackendView({"l1": {}}), LogView.from_records(events)) == []
+    unknown = dataclasses.replace(listed, records=None)  # dockerd's records not readable: nothing can be said
+    assert audit("cv", unknown, BackendView({"l1": {}}), LogView.from_records(events)) == []
