@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,19 @@ from tests.support.dockerd import IMAGE, PrivateDockerd
 from tests.support.events import call_lines
 
 
-def run_workload(profile: str, work: Path, tag: str) -> list[dict[str, Any]]:
+def run_workload(profile: str, work: Path, tag: str, *extra: str, volumes: int = 8, prefix: str = "rp", inspect: bool = False) -> list[dict[str, Any]]:
+    """On a fresh private dockerd through chaosvol: create, run, (inspect,) rm, `volumes` times."""
     daemon = PrivateDockerd.start()
-    name = f"cv-rp-{secrets.token_hex(3)}"
+    name = f"cv-{prefix}-{secrets.token_hex(3)}"
     events = work / f"events-{tag}.jsonl"
-    proxy = start_chaosvol(name, work / f"backend-{tag}", profile, events)
+    proxy = start_chaosvol(name, work / f"backend-{tag}", profile, events, *extra)
     try:
-        for i in range(8):
-            volume = f"rp-{i}"
+        for i in range(volumes):
+            volume = f"{prefix}-{i}"
             daemon.docker("volume", "create", "-d", name, volume, check=False)
             daemon.docker("run", "--rm", "-v", f"{volume}:/data", IMAGE, "true", check=False)
+            if inspect:
+                daemon.docker("volume", "inspect", volume, check=False)
             daemon.docker("volume", "rm", volume, check=False)
     finally:
         daemon.stop()
@@ -33,17 +37,22 @@ def run_workload(profile: str, work: Path, tag: str) -> list[dict[str, Any]]:
     return call_lines(events)
 
 
-def faults(records: list[dict[str, Any]]) -> list[tuple[str, str | None, int, str]]:
+def faults(records: list[dict[str, Any]], detail: Callable[[dict[str, Any]], Any] = lambda r: r["action"]) -> list[tuple[Any, ...]]:
     """Each fault as (operation, volume, index among the calls with that operation and volume,
-    action): the identity of a call that does not depend on how concurrent calls interleave."""
+    `detail`): the identity of a call that does not depend on how concurrent calls interleave."""
     seen: Counter[tuple[str, str | None]] = Counter()
     found = []
     for record in sorted(records, key=lambda r: r["t"]):
         key = (record["op"], record["volume"])
         seen[key] += 1
         if record["injected"]:
-            found.append((key[0], key[1], seen[key], record["action"]))
+            found.append((key[0], key[1], seen[key], detail(record)))
     return sorted(found, key=str)
+
+
+def decisions(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each fault with the actions as carried out and how a hold ended."""
+    return faults(records, lambda r: (r["decision"]["actions"], r["held"]))
 
 
 def test_a_replayed_flaky_run_gets_the_same_faults_on_the_same_calls(dockerd: PrivateDockerd, tmp_path: Path) -> None:
@@ -81,35 +90,8 @@ rules:
 """
 
 
-def decisions(records: list[dict[str, Any]]) -> list[tuple[str, str | None, int, Any, Any]]:
-    """Each fault as (operation, volume, index among the calls with that operation and volume,
-    the actions as carried out, how a hold ended)."""
-    seen: Counter[tuple[str, str | None]] = Counter()
-    found = []
-    for record in sorted(records, key=lambda r: r["t"]):
-        key = (record["op"], record["volume"])
-        seen[key] += 1
-        if record["injected"]:
-            found.append((key[0], key[1], seen[key], record["decision"]["actions"], record["held"]))
-    return sorted(found, key=str)
-
-
 def run_mixed_workload(profile: Path, work: Path, tag: str, *extra: str) -> list[dict[str, Any]]:
-    daemon = PrivateDockerd.start()
-    name = f"cv-rx-{secrets.token_hex(3)}"
-    events = work / f"events-{tag}.jsonl"
-    proxy = start_chaosvol(name, work / f"backend-{tag}", str(profile), events, *extra)
-    try:
-        for i in range(4):
-            volume = f"rx-{i}"
-            daemon.docker("volume", "create", "-d", name, volume, check=False)
-            daemon.docker("run", "--rm", "-v", f"{volume}:/data", IMAGE, "true", check=False)
-            daemon.docker("volume", "inspect", volume, check=False)
-            daemon.docker("volume", "rm", volume, check=False)
-    finally:
-        daemon.stop()
-        proxy.stop()
-    return call_lines(events)
+    return run_workload(str(profile), work, tag, *extra, volumes=4, prefix="rx", inspect=True)
 
 
 def test_a_run_with_a_jittered_delay_a_corrupt_mountpoint_and_a_hold_replays_from_its_log_alone(dockerd: PrivateDockerd, tmp_path: Path) -> None:
@@ -119,11 +101,11 @@ def test_a_run_with_a_jittered_delay_a_corrupt_mountpoint_and_a_hold_replays_fro
     profile.write_text(REPLAYED_PROFILE.format(elsewhere=elsewhere))
     first = run_mixed_workload(profile, tmp_path, "first", "--seed", "4242")
     recorded = decisions(first)
-    actions = {next(iter(a)) for _, _, _, done, _ in recorded for a in done}
+    actions = {next(iter(a)) for _, _, _, (done, _) in recorded for a in done}
     assert actions == {"delay", "corrupt", "hold"}, recorded
-    jittered = [done[0]["delay"] for _, _, _, done, _ in recorded if "delay" in done[0]]
+    jittered = [done[0]["delay"] for _, _, _, (done, _) in recorded if "delay" in done[0]]
     assert all(a["jitter"] == 0.0 for a in jittered) and len({a["duration"] for a in jittered}) > 1  # drawn, each its own
-    assert any(held == "timeout" for *_, held in recorded)
+    assert any(held == "timeout" for *_, (_, held) in recorded)
     profile.unlink()  # the log alone
     replayed = tmp_path / "replayed.yaml"
     made = subprocess.run([sys.executable, "-m", "chaosvol", "replay", str(tmp_path / "events-first.jsonl"), "-o", str(replayed)],
