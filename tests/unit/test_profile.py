@@ -172,3 +172,17 @@ def test_check_advice_names_what_podman_reads_differently_with_the_rule_s_positi
         "p.yaml:3:5: rules[0] (slow)", "p.yaml:5:5: rules[2] (silent)", "p.yaml:7:5: rules[4] (parked)",
     ]
     assert "past Podman's 5s plugin timeout" in notes[0] and "Podman ignores Err in a 200 answer" in notes[1]
+
+
+def test_match_retry_selects_retries_or_first_attempts_and_is_refused_where_no_retry_can_be_told() -> None:
+    from chaosvol.protocol import Operation, PluginCall
+
+    loaded = profile(rule("drop", op="Remove", retry=True)).rules[0].match
+    assert loaded.retry is True
+    retry, first = PluginCall.parse(Operation.REMOVE, b""), PluginCall.build(Operation.REMOVE, "v1")
+    assert loaded.matches(retry) and not loaded.matches(first)
+    assert profile(rule("drop", op="Remove", retry=False)).rules[0].match.matches(first)
+    linked = profile(rule("drop", op="Remove", volume="v*", retry=True)).rules[0].match
+    assert linked.matches(retry.as_retry_of("v1", None)) and not linked.matches(retry)  # by the volume of the call it retries
+    assert "expected true (only dockerd's empty-body retries) or false" in str(profile_error(rule("drop", op="Remove", retry="yes")))
+    assert "Activate and List have no retry chaosvol can tell apart" in str(profile_error(rule("error", op="List", retry=True)))
