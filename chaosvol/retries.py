@@ -58,6 +58,7 @@ class RetryTracker:
         A retry that is cut again (`link` says what it retries) keeps its chain waiting."""
         if not call.operation.carries_body:
             return  # Activate and List: an empty body is their usual one, a retry cannot be told
+        self._forget_before(now)  # a client that never retries (Podman) must not make this grow
         if call.retry:
             for cut in self._cut:
                 if link is not None and cut.seq == link.retry_of:
@@ -67,7 +68,7 @@ class RetryTracker:
 
     def retry(self, call: PluginCall, now: float) -> RetryLink:
         """The link of `call`, an empty-body retry arriving at `now`."""
-        self._cut = [cut for cut in self._cut if now - cut.last_attempt <= self.window]
+        self._forget_before(now)
         waiting = [cut for cut in self._cut if cut.operation is call.operation]
         if not waiting:
             return RetryLink(None, reason=f"no {call.operation.value} was cut in the last {self.window:g}s: not a retry of a call chaosvol cut")
@@ -76,6 +77,10 @@ class RetryTracker:
             return RetryLink(None, reason=f"ambiguous: {call.operation.value} calls {seqs} were all cut and may each be retried")
         (cut,) = waiting
         return RetryLink(cut.seq, cut.volume, cut.mount_id)
+
+    def _forget_before(self, now: float) -> None:
+        if self._cut and now - self._cut[0].last_attempt > self.window:
+            self._cut = [cut for cut in self._cut if now - cut.last_attempt <= self.window]
 
     def answered(self, link: RetryLink) -> None:
         """The retry `link` describes got an answer: dockerd's retries of that call are over."""

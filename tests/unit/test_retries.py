@@ -42,3 +42,10 @@ def test_a_retry_long_after_the_window_or_of_a_call_never_cut_is_not_linked() ->
     assert late.retry_of is None and late.reason is not None and "no Remove was cut in the last 20s" in late.reason
     tracker.cut(2, list_(), now=30.0)  # List has no body to lose: never awaited
     assert tracker.retry(empty_retry(Operation.GET), now=30.5).retry_of is None
+
+
+def test_cuts_nobody_retries_are_forgotten_after_the_window() -> None:
+    tracker = RetryTracker()
+    for second in range(1000):  # a client that never retries (Podman), a reset every second
+        tracker.cut(second, remove(f"v{second}"), now=float(second))
+    assert len(tracker._cut) <= 22
