@@ -34,7 +34,8 @@ async def test_ten_thousand_delayed_calls_in_flight_are_all_answered_and_nothing
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     calls = min(10_000, hard - 500)
     sock, profile = f"{short_tmp}/p.sock", Path(short_tmp) / "p.yaml"
-    profile.write_text("version: 1\nrules:\n  - {match: {op: Get}, action: {delay: {duration: 8s}}}\n")
+    # Long enough that the first call is still parked when the last one arrives, on a slow day.
+    profile.write_text("version: 1\nrules:\n  - {match: {op: Get}, action: {delay: {duration: 20s}}}\n")
     proxy = subprocess.Popen(
         [sys.executable, "-m", "chaosvol", "serve", "--socket", sock, "--backend", f"builtin:{short_tmp}/v",
          "--profile", str(profile), "--log-level", "warning"],
@@ -45,17 +46,18 @@ async def test_ten_thousand_delayed_calls_in_flight_are_all_answered_and_nothing
         while "serving" not in proxy.stderr.readline():
             pass
         before_fds, before_rss = fds(proxy.pid), rss_mb(proxy.pid)
-        answered = 0
-        peak: dict[str, float] = {}
+        answered = sent = 0
+        peak: dict[str, float] = {"fds": 0.0, "rss": 0.0}
 
         async def one() -> None:
-            nonlocal answered
+            nonlocal answered, sent
             for attempt in range(100):  # a full listen backlog is retried, as dockerd does
                 stream = None
                 try:
                     stream = await trio.open_unix_socket(sock)
                     client = DaemonClient(stream)
                     await client.stream.send_all(client.wire.request_bytes(get("v"), b""))
+                    sent += 1
                     break
                 except (BlockingIOError, trio.BrokenResourceError):
                     if stream is not None:
@@ -74,8 +76,13 @@ async def test_ten_thousand_delayed_calls_in_flight_are_all_answered_and_nothing
             async with trio.open_nursery() as nursery:
                 for _ in range(calls):
                     nursery.start_soon(one)
-                await trio.sleep(6.0)  # every call is now parked in its 8 s delay
-                peak = {"fds": fds(proxy.pid), "rss": rss_mb(proxy.pid)}
+                # Every call sent, then the proxy's descriptors sampled until it has accepted them
+                # all (or the first delays end): the peak, whatever the machine's speed.
+                while sent < calls:
+                    await trio.sleep(0.1)
+                while answered == 0 and peak["fds"] < calls:
+                    peak = {"fds": max(peak["fds"], fds(proxy.pid)), "rss": max(peak["rss"], rss_mb(proxy.pid))}
+                    await trio.sleep(0.1)
         took = time.monotonic() - started
         assert answered == calls
         await trio.sleep(0.5)
