@@ -121,9 +121,7 @@ def describe_done(record: CallEvent) -> str:
 def backend_failed(backend: Seen | None) -> bool:
     """Whether the backend's part of a call failed: no answer (`error`), or an answer dockerd
     takes as a failure (a status other than 200, or a non-empty Err)."""
-    if backend is None:
-        return False
-    return backend.error is not None or (backend.status is not None and backend.status != 200) or backend.err is not None
+    return backend is not None and not backend.ok
 
 
 def _latency(values: list[float]) -> Latency:
