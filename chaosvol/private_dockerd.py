@@ -3,6 +3,12 @@
 Its own data-root, exec-root, API socket and pidfile under a short temporary directory; no
 iptables, no bridge. `/run/docker/plugins` is shared with every other dockerd on the host, so
 the tests use unique plugin and volume names.
+
+Two builds (`DockerdBuild.named`): "20" is the machine's own dockerd (Debian 12's 20.10); "26" is
+Debian 13's docker.io 26.1 run from a chroot (scripts/build-dockerd-26 makes it under
+build/dockerd-26, or set CHAOSVOL_DOCKERD_26_ROOT), in its own mount namespace with the host's
+`/run/docker/plugins` and `/tmp` bound in, so that plugin sockets and Mountpoints are the same
+paths inside and out. A PATH names another dockerd binary, or another chroot holding one.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 IMAGE = "bb:local"
+CHROOT_DOCKERD = "usr/sbin/dockerd"
 
 
 def busybox_tree(tree: str) -> None:
@@ -37,8 +44,67 @@ def docker_cli() -> str:
     return "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
 
 
+def dockerd_26_root() -> Path:
+    """Where the dockerd 26 chroot is: $CHAOSVOL_DOCKERD_26_ROOT, else build/dockerd-26 of this checkout."""
+    configured = os.environ.get("CHAOSVOL_DOCKERD_26_ROOT")
+    return Path(configured) if configured else Path(__file__).resolve().parents[1] / "build" / "dockerd-26"
+
+
 class DockerdUnavailable(Exception):
     """dockerd cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class DockerdBuild:
+    """Which dockerd to run: a binary on this machine, or one inside a chroot (`root`)."""
+
+    name: str
+    dockerd: str
+    cli: str
+    root: Path | None = None
+
+    @classmethod
+    def named(cls, name: str) -> DockerdBuild:
+        """ "20" (this machine's dockerd), "26" (the Debian 13 chroot), or a PATH: a dockerd binary,
+        or a directory holding a chroot with usr/sbin/dockerd. DockerdUnavailable says what is missing."""
+        if name in ("", "20", "host"):
+            found = shutil.which("dockerd") or ("/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else None)
+            if found is None:
+                raise DockerdUnavailable("dockerd is not installed (Debian: apt-get install docker.io busybox-static)")
+            return cls("20", found, docker_cli())
+        if name == "26":
+            root = dockerd_26_root()
+            if not (root / CHROOT_DOCKERD).exists():
+                raise DockerdUnavailable(
+                    f"no dockerd 26 chroot at {root}: build it with scripts/build-dockerd-26 "
+                    "(or point CHAOSVOL_DOCKERD_26_ROOT at one)"
+                )
+            return cls.chroot("26", root)
+        path = Path(name)
+        if path.is_dir():
+            if not (path / CHROOT_DOCKERD).exists():
+                raise DockerdUnavailable(f"{path} is a directory without {CHROOT_DOCKERD}: not a dockerd chroot")
+            return cls.chroot(str(path), path)
+        if path.is_file() and os.access(path, os.X_OK):
+            return cls(str(path), str(path), docker_cli())
+        raise DockerdUnavailable(f"{name!r} is not a dockerd: use 20, 26, a dockerd binary or a chroot directory")
+
+    @classmethod
+    def chroot(cls, name: str, root: Path) -> DockerdBuild:
+        cli = root / "usr" / "bin" / "docker"
+        return cls(name, f"/{CHROOT_DOCKERD}", str(cli) if cli.exists() else docker_cli(), root.resolve())
+
+
+# The chroot recipe of ../shared/dockerd-26.md, with a run directory per instance that survives a
+# restart (live-restore needs containerd's state). Every step execs: the process is dockerd.
+_CHROOT_SCRIPT = """set -e
+mount --bind "$R" "$R"
+mount -t proc proc "$R/proc"; mount --rbind /sys "$R/sys"; mount --rbind /dev "$R/dev"
+mkdir -p "$S/run"; mount --bind "$S/run" "$R/run"
+mkdir -p "$R/run/docker/plugins" /run/docker/plugins; mount --bind /run/docker/plugins "$R/run/docker/plugins"
+mount --bind /tmp "$R/tmp"
+exec chroot "$R" "$@"
+"""
 
 
 @dataclass
@@ -47,44 +113,75 @@ class PrivateDockerd:
     directory: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    build: DockerdBuild | None = None
+    flags: tuple[str, ...] = ()
+    version: str = ""
+
+    @property
+    def cli(self) -> str:
+        """The docker client that goes with this daemon (wording differs between versions)."""
+        return self.build.cli if self.build is not None else docker_cli()
+
+    def no_such_volume(self, volume: str) -> str:
+        """What this daemon's CLI prints for a volume dockerd cannot find (the daemon's answer,
+        HTTP 404 `get NAME: no such volume`, is the same on both; the 20.10 CLI rewords it)."""
+        return f"Error: No such volume: {volume}" if 0 < self.major < 23 else f"Error response from daemon: get {volume}: no such volume"
+
+    @property
+    def major(self) -> int:
+        """The daemon's major version: 20 or 26 here (0 when unknown)."""
+        head = self.version.split(".")[0]
+        return int(head) if head.isdigit() else 0
 
     def restart(self, timeout: float = 600.0) -> float:
         """Stop this daemon and start it again on the same state; seconds until its API answers."""
         assert self.directory is not None, "only a daemon this suite started can be restarted"
         self.stop(keep_state=True)
         started = time.monotonic()
-        self.process = self._spawn(self.directory)
+        self.process = self._spawn(self.directory, self.build, self.flags)
         self._wait_until_up(timeout)
         return time.monotonic() - started
 
     @classmethod
-    def start(cls, timeout: float = 60.0) -> PrivateDockerd:
+    def start(cls, timeout: float = 60.0, *, build: str | DockerdBuild = "20", flags: tuple[str, ...] = ()) -> PrivateDockerd:
+        """Start a private dockerd of `build` (see DockerdBuild.named) with extra `flags`
+        (for example `("--live-restore",)`), the test image imported."""
         if os.geteuid() != 0:
             raise DockerdUnavailable("the end-to-end tests need root (dockerd and /run/docker/plugins)")
-        for tool in ("dockerd", "busybox"):
-            if shutil.which(tool) is None and not os.path.exists(f"/bin/{tool}"):
-                raise DockerdUnavailable(f"{tool} is not installed (Debian: apt-get install docker.io busybox-static)")
+        chosen = build if isinstance(build, DockerdBuild) else DockerdBuild.named(build)
+        if shutil.which("busybox") is None and not os.path.exists("/bin/busybox"):
+            raise DockerdUnavailable("busybox is not installed (Debian: apt-get install busybox-static)")
         directory = Path(tempfile.mkdtemp(prefix="cvd", dir="/tmp"))
-        daemon = cls(f"unix://{directory}/docker.sock", directory, cls._spawn(directory))
+        daemon = cls(f"unix://{directory}/docker.sock", directory, cls._spawn(directory, chosen, flags), build=chosen, flags=flags)
         try:
             daemon._wait_until_up(timeout)
         except DockerdUnavailable:
             daemon.stop()
             raise
+        daemon.version = daemon.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
         daemon.import_busybox()
         return daemon
 
     @staticmethod
-    def _spawn(directory: Path) -> subprocess.Popen[bytes]:
+    def _spawn(directory: Path, build: DockerdBuild | None, flags: tuple[str, ...]) -> subprocess.Popen[bytes]:
+        build = build or DockerdBuild.named("20")
+        common = [
+            "--data-root", str(directory / "root"), "-H", f"unix://{directory}/docker.sock",
+            "--iptables=false", "--bridge=none", "--debug", *flags,
+        ]
+        if build.root is None:
+            argv = [build.dockerd, *common, "--exec-root", str(directory / "exec"), "--pidfile", str(directory / "docker.pid")]
+            env = None
+        else:
+            # Inside the chroot /run is this instance's own directory (directory/run).
+            argv = [
+                "unshare", "--mount", "--propagation", "private", "bash", "-c", _CHROOT_SCRIPT, "chroot-dockerd",
+                build.dockerd, *common, "--exec-root", "/run/docker-exec", "--pidfile", "/run/docker.pid",
+                "--ip6tables=false",
+            ]
+            env = {**os.environ, "R": str(build.root), "S": str(directory)}
         with open(directory / "dockerd.log", "ab") as log:
-            return subprocess.Popen(
-                [
-                    "dockerd", "--data-root", str(directory / "root"), "--exec-root", str(directory / "exec"),
-                    "-H", f"unix://{directory}/docker.sock", "--pidfile", str(directory / "docker.pid"),
-                    "--iptables=false", "--bridge=none", "--debug",
-                ],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
+            return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
     def _wait_until_up(self, timeout: float) -> None:
         assert self.process is not None and self.directory is not None
@@ -105,8 +202,10 @@ class PrivateDockerd:
     @classmethod
     def existing(cls, host: str) -> PrivateDockerd:
         daemon = cls(host)
-        if daemon.docker("version", check=False).returncode != 0:
+        answered = daemon.docker("version", "--format", "{{.Server.Version}}", check=False)
+        if answered.returncode != 0:
             raise DockerdUnavailable(f"no dockerd answers at {host}")
+        daemon.version = answered.stdout.strip()
         if daemon.docker("image", "inspect", IMAGE, check=False).returncode != 0:
             daemon.import_busybox()
         return daemon
@@ -117,7 +216,7 @@ class PrivateDockerd:
             busybox_tree(tree)
             tar = subprocess.run(["tar", "-C", tree, "-c", "."], capture_output=True, check=True).stdout
             subprocess.run(
-                [docker_cli(), "import", "-c", "ENV PATH=/bin", "-c", 'CMD ["/bin/sh"]', "-", IMAGE],
+                [self.cli, "import", "-c", "ENV PATH=/bin", "-c", 'CMD ["/bin/sh"]', "-", IMAGE],
                 input=tar, capture_output=True, check=True, env=self.environment(),
             )
 
@@ -132,7 +231,7 @@ class PrivateDockerd:
 
     def docker(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [docker_cli(), *args], capture_output=True, text=True, env=self.environment(), timeout=timeout
+            [self.cli, *args], capture_output=True, text=True, env=self.environment(), timeout=timeout
         )
         if check and result.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")

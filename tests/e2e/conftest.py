@@ -4,9 +4,14 @@ In CI (CI=true) a dockerd that cannot start is a failure, never a skip. Elsewher
 skipped with the reason shown. CHAOSVOL_TEST_DOCKER_HOST points the suite at a daemon started
 beforehand (.ci/run does that); otherwise the suite starts its own.
 
-One plugin name per session (`cv-e2e-<random>`): dockerd caches a legacy plugin by name and keeps
-asking it, so each test restarts chaosvol on the same socket with its own profile rather than
-leaving dead plugin names behind (each would cost 15 s in every later `docker volume ls`).
+Two dockerd builds: "20" (the machine's, Debian 12's 20.10) and "26" (Debian 13's 26.1 from the
+chroot scripts/build-dockerd-26 makes). A scenario module runs every test on each
+(`pytestmark = on_each_dockerd()`; the test id says which: `[dockerd20]`, `[dockerd26]`);
+CHAOSVOL_TEST_DOCKERD=20 (or 26) narrows that. Other tests get the 20.10 daemon.
+
+One plugin name per session and daemon (`cv-e2e-<random>-d20`): dockerd caches a legacy plugin by
+name and keeps asking it, so each test restarts chaosvol on the same socket with its own profile
+rather than leaving dead plugin names behind (each would cost 15 s in every later `docker volume ls`).
 """
 
 from __future__ import annotations
@@ -37,25 +42,64 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+DOCKERDS = [build.strip() for build in os.environ.get("CHAOSVOL_TEST_DOCKERD", "20,26").split(",") if build.strip()]
+
+
+def on_each_dockerd() -> pytest.MarkDecorator:
+    """Run a module's (or a test's) tests once per dockerd build, the id saying which."""
+    return pytest.mark.parametrize("dockerd", DOCKERDS, indirect=True, ids=[f"dockerd{build}" for build in DOCKERDS])
+
+
+class Daemons:
+    """The session's private daemons, one per build, started when first asked for. The 20.10 one
+    is CHAOSVOL_TEST_DOCKER_HOST's when set (.ci/run starts it beforehand)."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, PrivateDockerd] = {}
+        self.started: list[PrivateDockerd] = []
+        self.broken: dict[str, str] = {}
+
+    def get(self, build: str) -> PrivateDockerd:
+        if build in self.broken:
+            unavailable(self.broken[build])
+        if build not in self.running:
+            host = os.environ.get("CHAOSVOL_TEST_DOCKER_HOST") if build == "20" else None
+            try:
+                daemon = PrivateDockerd.existing(host) if host else PrivateDockerd.start(build=build)
+            except DockerdUnavailable as exc:
+                self.broken[build] = f"dockerd {build} unavailable: {exc}"
+                unavailable(self.broken[build])
+            if not host:
+                self.started.append(daemon)
+            self.running[build] = daemon
+        return self.running[build]
+
+
 @pytest.fixture(scope="session")
-def dockerd() -> Iterator[PrivateDockerd]:
-    started: PrivateDockerd | None = None
+def daemons() -> Iterator[Daemons]:
+    pool = Daemons()
     try:
-        host = os.environ.get("CHAOSVOL_TEST_DOCKER_HOST")
-        daemon = PrivateDockerd.existing(host) if host else PrivateDockerd.start()
-        started = None if host else daemon
-    except DockerdUnavailable as exc:
-        unavailable(f"dockerd unavailable: {exc}")
-    try:
-        yield daemon
+        yield pool
     finally:
-        if started is not None:
-            started.stop()
+        for daemon in pool.started:
+            daemon.stop()
+
+
+@pytest.fixture
+def dockerd(request: pytest.FixtureRequest, daemons: Daemons) -> PrivateDockerd:
+    return daemons.get(getattr(request, "param", "20"))
 
 
 @pytest.fixture(scope="session")
-def plugin_name() -> str:
-    return f"cv-e2e-{secrets.token_hex(3)}"
+def session_token() -> str:
+    return secrets.token_hex(3)
+
+
+@pytest.fixture
+def plugin_name(session_token: str, dockerd: PrivateDockerd) -> str:
+    """The plugin name the session's tests use on this daemon (one per daemon: neither ever
+    activates, and so never waits for, the other's)."""
+    return f"cv-e2e-{session_token}-d{dockerd.major}"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import Scenario
+from tests.e2e.conftest import Scenario, on_each_dockerd
+
+pytestmark = on_each_dockerd()
 
 
 def profile(tmp_path: Path, text: str) -> str:

@@ -7,7 +7,10 @@ import json
 import time
 from typing import Any
 
+from tests.e2e.conftest import on_each_dockerd
 from tests.support.dockerd import IMAGE, PrivateDockerd
+
+pytestmark = on_each_dockerd()
 
 
 def ls_names(dockerd: PrivateDockerd, driver: str) -> list[str]:
@@ -60,17 +63,3 @@ def test_an_injected_error_is_marked_as_injected_in_dockers_own_output(dockerd: 
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error response from daemon: create {volume_name}: VolumeDriver.Create: chaosvol: injected: Create failed"
     assert not proxy.volume_dir(volume_name).exists()
-
-
-def test_the_readme_demo_shows_the_dropped_remove_and_the_audit_names_it() -> None:
-    import subprocess
-    from pathlib import Path
-
-    demo = Path(__file__).resolve().parents[2] / "scripts" / "demo"
-    result = subprocess.run(["bash", str(demo)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    out = result.stdout
-    assert "$ docker volume rm v1\nv1\n(exit status 0)" in out
-    assert "chaosvol   v1" in out  # still listed
-    assert "unknown-to-daemon v1" in out and "metadata-lost v1" in out
-    assert "map[]" in out  # labels lost

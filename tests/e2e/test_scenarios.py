@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.dockerd import IMAGE, docker_cli
+from tests.e2e.conftest import on_each_dockerd
+from tests.support.dockerd import IMAGE
 
+pytestmark = on_each_dockerd()
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -55,7 +57,7 @@ def test_get_error_purges_metadata(scenario: Any) -> None:
     v = scenario.volume("purge")
     scenario.docker("volume", "create", "-d", proxy.name, "--label", "team=a", "-o", "size=1", v)
     first = scenario.docker("volume", "inspect", v, check=False)
-    assert first.returncode == 1 and first.stderr.strip() == f"Error: No such volume: {v}"
+    assert first.returncode == 1 and first.stderr.strip() == scenario.dockerd.no_such_volume(v)
     assert proxy.volume_dir(v).exists()
     again = inspect(scenario, v)
     assert (again["Labels"], again["Options"]) == (None, None)  # were team=a, size=1
@@ -166,7 +168,7 @@ def test_slow_activate_blocks_volume_ls_until_the_plugin_answers(scenario: Any) 
     scenario.start("slow-activate", name=fresh)
     environment = scenario.dockerd.environment()
     started = time.monotonic()
-    ls_process = subprocess.Popen([docker_cli(), "volume", "ls", "-q"], env=environment, stdout=subprocess.PIPE, text=True)
+    ls_process = subprocess.Popen([scenario.dockerd.cli, "volume", "ls", "-q"], env=environment, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(4)
         assert ls_process.poll() is None  # still waiting for Activate
@@ -202,7 +204,7 @@ def test_plugin_restart_within_dockerds_retries_is_transparent(scenario: Any) ->
     v = scenario.volume()
     scenario.docker("volume", "create", "-d", proxy.name, "--label", "k=v", v)
     environment = scenario.dockerd.environment()
-    killer = subprocess.Popen([docker_cli(), "volume", "ls", "-q"], env=environment, stdout=subprocess.PIPE, text=True)
+    killer = subprocess.Popen([scenario.dockerd.cli, "volume", "ls", "-q"], env=environment, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)  # the List has crashed the plugin: its socket is gone
         assert not Path(f"/run/docker/plugins/{proxy.name}.sock").exists()
@@ -224,7 +226,7 @@ def test_a_daemon_restarting_while_the_plugin_is_down_stalls_per_volume(scenario
     from tests.support.dockerd import PrivateDockerd
 
     name = f"cv-rst-{secrets.token_hex(3)}"
-    second = PrivateDockerd.start()
+    second = PrivateDockerd.start(build=scenario.dockerd.build or "20")
     try:
         scenario.start("passthrough", name=name)
         volumes = [scenario.volume("stall") for _ in range(2)]
