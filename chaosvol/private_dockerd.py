@@ -92,19 +92,11 @@ class DockerdBuild:
     @classmethod
     def chroot(cls, name: str, root: Path) -> DockerdBuild:
         cli = root / "usr" / "bin" / "docker"
-        return cls(name, f"/{CHROOT_DOCKERD}", str(cli) if cli.exists() else docker_cli(), root.resolve())
+        return cls(name, f"{root}/{CHROOT_DOCKERD}", str(cli) if cli.exists() else docker_cli(), root.resolve())
 
 
-# The chroot recipe of ../shared/dockerd-26.md, with a run directory per instance that survives a
-# restart (live-restore needs containerd's state). Every step execs: the process is dockerd.
-_CHROOT_SCRIPT = """set -e
-mount --bind "$R" "$R"
-mount -t proc proc "$R/proc"; mount --rbind /sys "$R/sys"; mount --rbind /dev "$R/dev"
-mkdir -p "$S/run"; mount --bind "$S/run" "$R/run"
-mkdir -p "$R/run/docker/plugins" /run/docker/plugins; mount --bind /run/docker/plugins "$R/run/docker/plugins"
-mount --bind /tmp "$R/tmp"
-exec chroot "$R" "$@"
-"""
+# The chroot recipe of ../shared/dockerd-26.md, shared with scripts/dockerd.sh.
+CHROOT_SCRIPT = Path(__file__).with_name("dockerd-chroot.sh")
 
 
 @dataclass
@@ -174,11 +166,7 @@ class PrivateDockerd:
             env = None
         else:
             # Inside the chroot /run is this instance's own directory (directory/run).
-            argv = [
-                "unshare", "--mount", "--propagation", "private", "bash", "-c", _CHROOT_SCRIPT, "chroot-dockerd",
-                build.dockerd, *common, "--exec-root", "/run/docker-exec", "--pidfile", "/run/docker.pid",
-                "--ip6tables=false",
-            ]
+            argv = ["unshare", "--mount", "--propagation", "private", "bash", str(CHROOT_SCRIPT), *common]
             env = {**os.environ, "R": str(build.root), "S": str(directory)}
         with open(directory / "dockerd.log", "ab") as log:
             return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)

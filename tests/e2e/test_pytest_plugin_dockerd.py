@@ -3,6 +3,7 @@ it (a fresh pytest process) against the real dockerd: both of its tests must pas
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -19,3 +20,16 @@ def test_the_readme_example_suite_passes_against_dockerd(scenario: Any, pytester
         "--chaosvol-require-dockerd", timeout=300,
     )
     result.assert_outcomes(passed=2)
+
+
+def test_with_chaosvol_dockerd_26_the_fixture_starts_dockerd_26_and_the_example_passes(daemons: Any, pytester: pytest.Pytester) -> None:
+    daemons.get("26")  # the chroot is there (or the reason it is not)
+    pytester.makepyfile(test_example=EXAMPLE.read_text(), test_version="""
+def test_the_daemon_is_26(chaosvol_dockerd):
+    assert chaosvol_dockerd.docker("version", "--format", "{{.Server.Version}}").stdout.startswith("26.")
+""")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-v", "--chaosvol-dockerd=26", f"--chaosvol-name=cv-pp26-{secrets.token_hex(3)}",
+        "--chaosvol-require-dockerd", timeout=300,
+    )
+    result.assert_outcomes(passed=3)
