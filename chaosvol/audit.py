@@ -158,64 +158,123 @@ class Finding:
 
 
 def audit(driver: str, daemon: DaemonView, backend: BackendView, log: LogView | None = None) -> list[Finding]:
-    """Every inconsistency between the daemon's view of `driver` and the backend, sorted by volume."""
+    """Every inconsistency between the daemon's view of `driver` and the backend, sorted by volume.
+
+    When dockerd's own records could be read they decide what dockerd holds (they are what it
+    restores from, and what `inspect` shows); the event log then says only what no record can
+    (that a volume was purged, and so re-adopted without its labels, and what options its Create
+    carried). Without them, the event log stands in for them (`_by_log`)."""
     ours = {v.name: v for v in daemon.volumes if v.driver == driver}
-    local = {v.name for v in daemon.volumes if v.driver == "local"}
     held = backend.volumes
+    records = daemon.records if not daemon.authoritative else None
     believed: Mapping[str, bool] = log.believed if log is not None else {}
     if daemon.authoritative:  # its list is what it believes, whatever it was told
         believed = {name: name in ours for name in set(ours) | set(held)}
-    names = sorted(set(ours) | set(held) | set(believed))
-    records = daemon.records
-    api, told, kept = f"{daemon.name} API", "event log", "backend"
-    recorded = f"{daemon.name}'s records"
+    names = sorted(set(ours) | set(held) | set(believed) | {n for n, r in (records or {}).items() if r.driver == driver})
+    judge = _Judge(driver, daemon, log, believed, ours, {v.name for v in daemon.volumes if v.driver == "local"})
     findings: list[Finding] = []
     for name in names:
-        in_backend = name in held
-        if name in local and in_backend:
-            findings.append(Finding(name, "shadowed", f"has a local volume {name!r}", f"holds a plugin volume {name!r} that it hides", evidence=(api, kept)))
+        if records is not None:
+            findings.extend(judge.by_records(name, records.get(name), name in held))
+        else:
+            findings.extend(judge.by_log(name, name in held))
+        if name in held:
+            findings.extend(judge.mounts(name, held[name]))
+    if daemon.name != "dockerd":
+        findings = [dataclasses.replace(finding, who=daemon.name) for finding in findings]
+    return findings
+
+
+API, TOLD, KEPT, RECORDS = "API", "event log", "backend", "records"
+
+
+@dataclass(frozen=True, slots=True)
+class _Judge:
+    driver: str
+    daemon: DaemonView
+    log: LogView | None
+    believed: Mapping[str, bool]
+    ours: Mapping[str, DaemonVolume]
+    local: set[str]
+
+    def _ev(self, *sources: str) -> tuple[str, ...]:
+        names = {API: f"{self.daemon.name} API", RECORDS: f"{self.daemon.name}'s records"}
+        return tuple(names.get(source, source) for source in sources)
+
+    def by_records(self, name: str, record: VolumeRecord | None, in_backend: bool) -> list[Finding]:
+        """dockerd's record of `name` (None: it has none) against the backend."""
+        driver, log = self.driver, self.log
+        if not in_backend:
+            if record is not None and record.driver == driver:
+                told = (TOLD,) if log is not None and self.believed.get(name) else ()
+                return [Finding(name, "stale-in-daemon", f"has a record of {name!r} under {driver}", "has no such volume",
+                                evidence=self._ev(RECORDS, *told, KEPT))]
+            if name in self.ours:  # listed only because the plugin's List says so (a ghost)
+                return [Finding(name, "stale-in-daemon", f"lists {name!r} under {driver}", "has no such volume", evidence=self._ev(API, KEPT))]
+            return []
+        if record is not None and record.driver == "local":
+            return [Finding(name, "shadowed", f"has a local volume {name!r}", f"holds a plugin volume {name!r} that it hides",
+                            evidence=self._ev(RECORDS, KEPT))]
+        if record is None or record.driver != driver:
+            if log is not None and self.believed.get(name):
+                why = "it dropped its record, as a forced rm does when the plugin's Remove fails"
+            else:
+                why = "it was told the volume is gone, or never that it was created"
+            listed = " (it lists it only from the plugin's List)" if name in self.ours else ""
+            return [Finding(name, "unknown-to-daemon", f"has no record of {name!r}{listed}: {why}", f"holds {name!r}",
+                            evidence=self._ev(RECORDS, *((TOLD,) if log is not None else ()), KEPT))]
+        if log is None:
+            return []
+        if name in log.purged_while_kept and record.labels is None:
+            # Purged, then re-adopted by a Get or List: the record it wrote again carries no labels
+            # (a `docker volume create` that adopts it writes its own, `{}` when none).
+            return [Finding(name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with",
+                            f"kept {name!r} all along", evidence=self._ev(TOLD, RECORDS, KEPT))]
+        created = log.create_opts.get(name)
+        if created and not _same_options(record.options, created):
+            return [Finding(name, "metadata-lost", f"records options {dict(record.options or {})}", f"was created with options {created}",
+                            evidence=self._ev(RECORDS, TOLD))]
+        return []
+
+    def by_log(self, name: str, in_backend: bool) -> list[Finding]:
+        """Without dockerd's records: what it was told (the log) and what it lists (the API)."""
+        driver, log, ours, believed = self.driver, self.log, self.ours, self.believed
+        findings: list[Finding] = []
+        if name in self.local and in_backend:
+            findings.append(Finding(name, "shadowed", f"has a local volume {name!r}", f"holds a plugin volume {name!r} that it hides",
+                                    evidence=self._ev(API, KEPT)))
         if not in_backend:
             if name in ours:
-                findings.append(Finding(name, "stale-in-daemon", f"lists {name!r} under {driver}", "has no such volume", evidence=(api, kept)))
+                findings.append(Finding(name, "stale-in-daemon", f"lists {name!r} under {driver}", "has no such volume", evidence=self._ev(API, KEPT)))
             elif believed.get(name):
                 findings.append(Finding(name, "stale-in-daemon", f"was told {name!r} exists and keeps it cached", "has no such volume",
-                                        evidence=(told, kept)))
-            continue
-        has_record = records is not None and name in records
-        if (log is not None or daemon.authoritative) and name in believed and not believed[name] and name not in local and not has_record:
+                                        evidence=self._ev(TOLD, KEPT)))
+            return findings
+        if (log is not None or self.daemon.authoritative) and name in believed and not believed[name] and name not in self.local:
             findings.append(Finding(
                 name, "unknown-to-daemon", f"has no record of {name!r} (it was told the volume is gone, or never that it was created)",
-                f"holds {name!r}", evidence=(api, kept) if daemon.authoritative else ((told, recorded, kept) if records is not None else (told, kept)),
+                f"holds {name!r}", evidence=self._ev(API, KEPT) if self.daemon.authoritative else self._ev(TOLD, KEPT),
             ))
-        elif log is not None and (believed.get(name) or has_record) and name in log.purged_while_kept:
+        elif log is not None and believed.get(name) and name in log.purged_while_kept:
             findings.append(Finding(
                 name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with", f"kept {name!r} all along",
-                evidence=(told, kept),
-            ))
-        elif log is not None and believed.get(name) and records is not None and name in ours and not has_record and name not in local:
-            # It was created through dockerd, which still lists it, but only because the plugin's
-            # List returns it: dockerd dropped its record (a forced `rm -f` after the plugin's
-            # Remove failed does), so whatever labels and options it was created with are gone.
-            findings.append(Finding(
-                name, "metadata-lost", f"lists {name!r} only from the plugin's List: it has no record of it any more (dropped, as a forced "
-                f"rm does when the plugin's Remove fails), so the labels and options it was created with are gone", f"kept {name!r} all along",
-                evidence=(told, api, recorded, kept),
+                evidence=self._ev(TOLD, KEPT),
             ))
         elif log is not None and name in ours and log.create_opts.get(name) and not _same_options(ours[name].options, log.create_opts[name]):
             findings.append(Finding(
                 name, "metadata-lost", f"shows options {dict(ours[name].options or {})}", f"was created with options {log.create_opts[name]}",
-                evidence=(api, told),
+                evidence=self._ev(API, TOLD),
             ))
-        mounts = held[name]
-        source = kept
-        if mounts is None and log is not None:
-            mounts, source = log.mounts.get(name, {}), told
-        if mounts and not daemon.in_use.get((driver, name)):
-            ids = ", ".join(f"{mount_id[:12]} ({count}x)" if count > 1 else mount_id[:12] for mount_id, count in sorted(mounts.items()))
-            findings.append(Finding(name, "leaked-mount", "has no running container using it", f"still counts mounts {ids}", evidence=(api, source)))
-    if daemon.name != "dockerd":
-        findings = [dataclasses.replace(finding, who=daemon.name) for finding in findings]
-    return findings
+        return findings
+
+    def mounts(self, name: str, counted: Mapping[str, int] | None) -> list[Finding]:
+        source = KEPT
+        if counted is None and self.log is not None:
+            counted, source = self.log.mounts.get(name, {}), TOLD
+        if not counted or self.daemon.in_use.get((self.driver, name)):
+            return []
+        ids = ", ".join(f"{mount_id[:12]} ({count}x)" if count > 1 else mount_id[:12] for mount_id, count in sorted(counted.items()))
+        return [Finding(name, "leaked-mount", "has no running container using it", f"still counts mounts {ids}", evidence=self._ev(API, source))]
 
 
 def _same_options(shown: Mapping[str, str] | None, created: Mapping[str, str]) -> bool:

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,13 @@ class PrivateDockerd:
         head = self.version.split(".")[0]
         return int(head) if head.isdigit() else 0
 
-    def restart(self, timeout: float = 600.0) -> float:
-        """Stop this daemon and start it again on the same state; seconds until its API answers."""
+    def restart(self, timeout: float = 600.0, while_down: Callable[[], None] | None = None) -> float:
+        """Stop this daemon and start it again on the same state (calling `while_down` in between);
+        seconds until its API answers."""
         assert self.directory is not None, "only a daemon this suite started can be restarted"
         self.stop(keep_state=True)
+        if while_down is not None:
+            while_down()
         started = time.monotonic()
         self.process = self._spawn(self.directory, self.build, self.flags)
         self._wait_until_up(timeout)

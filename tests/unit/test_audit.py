@@ -171,9 +171,35 @@ def test_case_l_a_forced_remove_after_a_failed_remove_is_told_by_dockerds_record
     events = [rec("Create", "l1"), rec("Remove", "l1", status=500, err="chaosvol: injected: Remove failed", forwarded=False)]
     listed = DaemonView((DaemonVolume("l1", "cv"),), records={})  # rm -f dropped its record; ls lists it from the plugin
     found = audit("cv", listed, BackendView({"l1": {}}), LogView.from_records(events))
-    assert kinds(found) == [("metadata-lost", "l1")]
-    assert found[0].evidence == ("event log", "dockerd API", "dockerd's records", "backend")
+    assert kinds(found) == [("unknown-to-daemon", "l1")]  # no record: the labels went with it
+    assert found[0].evidence == ("dockerd's records", "event log", "backend")
+    assert "forced rm" in found[0].daemon and "only from the plugin's List" in found[0].daemon
     kept = dataclasses.replace(listed, records={"l1": VolumeRecord("l1", "cv", {"k": "v"}, {})})  # a plain rm: dockerd kept its record
     assert audit("cv", kept, BackendView({"l1": {}}), LogView.from_records(events)) == []
     unknown = dataclasses.replace(listed, records=None)  # dockerd's records not readable: nothing can be said
     assert audit("cv", unknown, BackendView({"l1": {}}), LogView.from_records(events)) == []
+
+
+def test_with_dockerds_records_a_purged_volume_adopted_again_by_a_create_is_consistent_and_by_a_lookup_is_not() -> None:
+    events = [rec("Create", "v1"), rec("Get", "v1", status=500, err="x", forwarded=False), rec("Get", "v1", found=True)]
+    backend = BackendView({"v1": {}})
+    by_create = DaemonView((DaemonVolume("v1", "cv"),), records={"v1": VolumeRecord("v1", "cv", {}, {})})  # `volume create` writes {}
+    assert audit("cv", by_create, backend, LogView.from_records(events)) == []
+    by_inspect = DaemonView((DaemonVolume("v1", "cv"),), records={"v1": VolumeRecord("v1", "cv", None, None)})  # a lookup writes null
+    found = audit("cv", by_inspect, backend, LogView.from_records(events))
+    assert kinds(found) == [("metadata-lost", "v1")] and found[0].evidence == ("event log", "dockerd's records", "backend")
+
+
+def test_with_dockerds_records_they_decide_what_dockerd_holds_whatever_it_lists() -> None:
+    backend = BackendView({"kept": {}, "shadow": {}})
+    records = {"gone": VolumeRecord("gone", "cv", {}, {}), "shadow": VolumeRecord("shadow", "local", {}, {})}
+    daemon = DaemonView((DaemonVolume("kept", "cv"), DaemonVolume("shadow", "local")), records=records)
+    found = audit("cv", daemon, backend, LogView.from_records([rec("Create", "gone"), rec("Create", "kept")]))
+    assert kinds(found) == [("stale-in-daemon", "gone"), ("unknown-to-daemon", "kept"), ("shadowed", "shadow")]
+    assert kinds(audit("cv", daemon, backend)) == kinds(found)  # without a log: the same stores, the same kinds
+
+
+def test_with_dockerds_records_options_are_checked_against_the_creates() -> None:
+    events = [rec("Create", "v1", opts={"size": "1"})]
+    daemon = DaemonView((DaemonVolume("v1", "cv"),), records={"v1": VolumeRecord("v1", "cv", {}, {"size": "2"})})
+    assert kinds(audit("cv", daemon, BackendView({"v1": {}}), LogView.from_records(events))) == [("metadata-lost", "v1")]

@@ -1,0 +1,366 @@
+"""The differential check of `chaosvol audit`: random workloads under random faults against a real
+private dockerd; the audit's verdict is taken first, then the truth is read invasively (dockerd
+stopped, its volume database `<data-root>/volumes/metadata.db` read with chaosvol.boltdb, the
+built-in backend's directory and mount counts read from its files), and the two must agree on
+every volume of the run.
+
+The truth, per volume the workload named (the contract's kinds, from the two stores alone):
+
+* `stale-in-daemon`: dockerd has a record of it under the plugin's driver; the backend has no such volume;
+* `unknown-to-daemon`: the backend holds it; dockerd has no record of it (under any driver);
+* `shadowed`: the backend holds it; dockerd's record of that name is a `local` volume;
+* `metadata-lost`: the backend holds it; dockerd's record (under the plugin) has other labels or
+  options than the workload's last `docker volume create` of it gave;
+* `leaked-mount`: the backend counts a mount of it (the workload leaves no container running).
+
+Run it as a tool for many runs (the note's count), one dockerd build per process:
+
+    .venv/bin/python -m tests.support.differential --dockerd 20 --runs 150 --seed 1 --out DIR
+
+Each run's plan, verdicts and disagreement go to DIR/results.jsonl; `--only SEED` reruns one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaosvol.boltdb import volume_records
+from chaosvol.private_dockerd import IMAGE, PrivateDockerd
+
+# -- a run's plan: volumes, steps, faults (pure, from the seed) --------------------------------
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    labels: dict[str, str]
+    opts: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One docker command (`verb` on `volume`); `with_next` runs it at the same time as the next."""
+
+    verb: str  # create | run | rm | rm-f | inspect | ls
+    volume: str
+    with_next: bool = False
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    seed: int
+    volumes: tuple[Volume, ...]
+    steps: tuple[Step, ...]
+    rules: tuple[dict[str, Any], ...]
+
+    def profile(self) -> str:
+        return yaml.safe_dump({"version": 1, "seed": self.seed, "rules": list(self.rules)}, sort_keys=False)
+
+
+# Actions by operation, as a profile writes them; delays short enough for a run to stay cheap
+# (hangs cost dockerd's 60-120 s timeouts and crash a 15 s restart stall: left to the scenarios).
+ACTIONS: dict[str, list[Any]] = {
+    "Create": ["drop", {"error": {"when": "before"}}, {"error": {"when": "after"}}, {"error": {"when": "after", "status": 200}},
+               {"reset": {"when": "before"}}, {"reset": {"when": "after"}}, {"corrupt": {"body": "garbage"}}, {"delay": {"duration": "200ms"}}],
+    "Remove": ["drop", {"error": {"when": "before"}}, {"error": {"when": "after"}}, {"error": {"when": "before", "status": 200}},
+               {"reset": {"when": "before"}}, {"reset": {"when": "after"}}, {"corrupt": {"body": "empty"}}],
+    "Mount": [{"error": {"when": "before"}}, {"error": {"when": "after"}}, {"reset": {"when": "after"}}, {"corrupt": {"body": "truncated"}}],
+    "Unmount": ["drop", {"error": {"when": "before"}}, {"error": {"when": "after"}}, {"reset": {"when": "before"}}],
+    "Get": [{"error": {"when": "before"}}, {"error": {"when": "before", "status": 200}}, "hide", "ghost", {"reset": {"when": "before"}},
+            {"corrupt": {"body": "garbage"}}],
+    "List": [{"error": {"when": "before"}}, "hide", "ghost", {"reset": {"when": "before"}}],
+}
+VERBS = ("create", "create", "run", "run", "rm", "rm-f", "inspect", "ls")
+
+
+def plan_run(seed: int, prefix: str) -> RunPlan:
+    """A random workload and one or two faults, from `seed` alone."""
+    rng = random.Random(seed)
+    volumes = []
+    for i in range(rng.randint(3, 5)):
+        labels = {"k": f"v{i}"} if rng.random() < 0.7 else {}
+        opts = {"size": str(i + 1)} if rng.random() < 0.4 else {}
+        volumes.append(Volume(f"{prefix}-{i}", labels, opts))
+    steps = [Step("create", v.name) for v in volumes]  # every volume starts created
+    for _ in range(rng.randint(4, 10)):
+        steps.append(Step(rng.choice(VERBS), rng.choice(volumes).name, with_next=rng.random() < 0.2))
+    rules = []
+    for n in range(1 if rng.random() < 0.6 else 2):
+        op = rng.choice(sorted(ACTIONS))
+        action = rng.choice(ACTIONS[op])
+        target = rng.choice(volumes).name
+        if action == "ghost":
+            action = {"ghost": {"names": [target]}}
+        match: dict[str, Any] = {"op": op}
+        # A List names no volume; `hide` uses the pattern to choose which entries to leave out.
+        if (op != "List" and rng.random() < 0.7) or (op == "List" and action == "hide"):
+            match["volume"] = target
+        rule: dict[str, Any] = {"name": f"fault-{n}", "match": match, "after": rng.choice((0, 0, 1, 2)), "times": rng.choice((1, 1, 2, 3))}
+        rule["action"] = action
+        rules.append(rule)
+    return RunPlan(seed, tuple(volumes), tuple(steps), tuple(rules))
+
+
+# -- the truth, from dockerd's records and the backend's files (pure) --------------------------
+
+
+@dataclass(frozen=True)
+class Stores:
+    """dockerd's records (name -> (driver, labels, options)) and the backend's volumes (name -> mounts)."""
+
+    records: dict[str, tuple[str, dict[str, str], dict[str, str]]]
+    backend: dict[str, dict[str, int]]
+
+
+def truth(stores: Stores, driver: str, intent: dict[str, Volume | None], names: list[str]) -> dict[str, list[str]]:
+    """Each volume's inconsistencies, from the two stores (see the module's docstring)."""
+    verdict: dict[str, list[str]] = {}
+    for name in names:
+        kinds = []
+        record = stores.records.get(name)
+        held = name in stores.backend
+        if not held:
+            if record is not None and record[0] == driver:
+                kinds.append("stale-in-daemon")
+        else:
+            if record is None:
+                kinds.append("unknown-to-daemon")
+            elif record[0] == "local":
+                kinds.append("shadowed")
+            elif record[0] == driver:
+                wanted = intent.get(name)
+                if wanted is not None and (record[1] != wanted.labels or record[2] != wanted.opts):
+                    kinds.append("metadata-lost")
+            if any(count > 0 for count in stores.backend[name].values()):
+                kinds.append("leaked-mount")
+        verdict[name] = sorted(kinds)
+    return verdict
+
+
+def read_stores(data_root: Path, backend_root: Path) -> Stores:
+    raw = volume_records((data_root / "volumes" / "metadata.db").read_bytes())
+    records = {name: (r.driver, dict(r.labels or {}), dict(r.options or {})) for name, r in raw.items()}
+    backend: dict[str, dict[str, int]] = {}
+    volumes = backend_root / "volumes"
+    for meta in volumes.glob("*/meta.json") if volumes.is_dir() else ():
+        state = json.loads(meta.read_text())
+        backend[meta.parent.name] = {str(k): int(v) for k, v in (state.get("mounts") or {}).items()}
+    return Stores(records, backend)
+
+
+# -- running it against a real dockerd ----------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    seed: int
+    build: str
+    audit: dict[str, list[str]]
+    truth: dict[str, list[str]]
+    exits: list[tuple[str, str, int]] = field(default_factory=list)
+    seconds: float = 0.0
+    plan: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def disagreements(self) -> dict[str, tuple[list[str], list[str]]]:
+        return {name: (self.audit.get(name, []), kinds) for name, kinds in self.truth.items() if self.audit.get(name, []) != kinds}
+
+
+class Harness:
+    """One private dockerd (of `build`) and one plugin name for many runs; chaosvol restarted per
+    run with that run's profile, a fresh built-in backend and a fresh event log."""
+
+    def __init__(self, build: str, work: Path) -> None:
+        self.build = build
+        self.work = work
+        self.name = f"cv-df-{secrets.token_hex(3)}-d{build}"
+        self.daemon = PrivateDockerd.start(build=build)
+        self.proxy: subprocess.Popen[str] | None = None
+
+    def close(self) -> None:
+        self._stop_proxy()
+        self.daemon.stop()
+
+    def _start_proxy(self, profile: Path, backend: Path, events: Path) -> None:
+        self._stop_proxy()
+        log = events.with_suffix(".log")
+        with open(log, "w") as stderr:
+            self.proxy = subprocess.Popen(
+                [sys.executable, "-m", "chaosvol", "serve", "--name", self.name, "--backend", f"builtin:{backend}",
+                 "--profile", str(profile), "--events", str(events)], stderr=stderr, text=True,
+            )
+        deadline = time.monotonic() + 20
+        while "chaosvol: serving" not in log.read_text():
+            if self.proxy.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"chaosvol did not start: {log.read_text()}")
+            time.sleep(0.02)
+
+    def _stop_proxy(self) -> None:
+        if self.proxy is not None and self.proxy.poll() is None:
+            self.proxy.terminate()
+            self.proxy.wait(15)
+        self.proxy = None
+
+    def docker(self, *args: str, timeout: float = 150) -> int:
+        try:
+            return self.daemon.docker(*args, check=False, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return -1
+
+    def step(self, step: Step, volumes: dict[str, Volume]) -> int:
+        volume = volumes[step.volume]
+        if step.verb == "create":
+            args = ["volume", "create", "-d", self.name]
+            for key, value in volume.labels.items():
+                args += ["--label", f"{key}={value}"]
+            for key, value in volume.opts.items():
+                args += ["-o", f"{key}={value}"]
+            return self.docker(*args, volume.name)
+        if step.verb == "run":
+            return self.docker("run", "--rm", "-v", f"{volume.name}:/data", IMAGE, "sh", "-c", "echo x > /data/f")
+        if step.verb in ("rm", "rm-f"):
+            return self.docker("volume", "rm", *(["-f"] if step.verb == "rm-f" else []), volume.name)
+        if step.verb == "inspect":
+            return self.docker("volume", "inspect", volume.name)
+        return self.docker("volume", "ls", "-q")
+
+    def together(self, steps: list[Step], volumes: dict[str, Volume]) -> list[int]:
+        """Run `steps` at the same time (one thread each); their exit statuses in order."""
+        codes = [0] * len(steps)
+
+        def one(index: int) -> None:
+            codes[index] = self.step(steps[index], volumes)
+
+        threads = [threading.Thread(target=one, args=(index,)) for index in range(len(steps))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return codes
+
+    def run(self, plan: RunPlan) -> Outcome:
+        started = time.monotonic()
+        directory = self.work / f"run-{plan.seed}"
+        directory.mkdir(parents=True, exist_ok=True)
+        profile, backend, events = directory / "profile.yaml", directory / "backend", directory / "events.jsonl"
+        profile.write_text(plan.profile())
+        volumes = {v.name: v for v in plan.volumes}
+        self._start_proxy(profile, backend, events)
+        intent: dict[str, Volume | None] = {}
+        exits: list[tuple[str, str, int]] = []
+        pending: list[Step] = []
+        for step in plan.steps:
+            pending.append(step)
+            if step.with_next:
+                continue
+            for done, code in zip(pending, self.together(pending, volumes), strict=True):
+                exits.append((done.verb, done.volume, code))
+                if done.verb == "create":
+                    intent[done.volume] = volumes[done.volume]  # what the user asked for, whatever the answer
+            pending = []
+        audit = self.audit(backend, events, list(volumes))
+        stores = self.read_truth(backend)
+        verdict = truth(stores, self.name, intent, list(volumes))
+        self.cleanup(list(volumes), backend)
+        return Outcome(plan.seed, self.build, audit, verdict, exits, round(time.monotonic() - started, 1), plan_json(plan))
+
+    def audit(self, backend: Path, events: Path, names: list[str]) -> dict[str, list[str]]:
+        result = subprocess.run(
+            [sys.executable, "-m", "chaosvol", "audit", "--docker-host", self.daemon.host, "--driver", self.name,
+             "--backend", f"builtin:{backend}", "--events", str(events), "--json"],
+            capture_output=True, text=True, timeout=180, check=False,
+        )
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"audit exited {result.returncode}: {result.stderr}")
+        found: dict[str, list[str]] = {name: [] for name in names}
+        for finding in json.loads(result.stdout):
+            if finding["volume"] in found:
+                found[finding["volume"]].append(finding["kind"])
+        return {name: sorted(kinds) for name, kinds in found.items()}
+
+    def read_truth(self, backend: Path) -> Stores:
+        """dockerd stopped, its database read, dockerd started again on the same state."""
+        directory = self.daemon.directory
+        assert directory is not None
+        stores: list[Stores] = []
+        self.daemon.restart(while_down=lambda: stores.append(read_stores(directory / "root", backend)))
+        return stores[0]
+
+    def cleanup(self, names: list[str], backend: Path) -> None:
+        self._start_proxy(self.work / "passthrough.yaml", backend, backend.parent / "cleanup-events.jsonl")
+        for name in names:
+            containers = self.daemon.docker("ps", "-aq", "--filter", f"volume={name}", check=False).stdout.split()
+            if containers:
+                self.docker("rm", "-f", *containers)
+            self.docker("volume", "rm", "-f", name)
+        self._stop_proxy()
+        shutil.rmtree(backend, ignore_errors=True)
+
+
+def plan_json(plan: RunPlan) -> dict[str, Any]:
+    return {"volumes": [asdict(v) for v in plan.volumes], "steps": [asdict(s) for s in plan.steps], "rules": list(plan.rules)}
+
+
+def runs(build: str, seeds: list[int], work: Path, progress: Callable[[Outcome], None] = lambda _: None) -> Iterator[Outcome]:
+    """Each seed's run on a private dockerd of `build`, in order."""
+    (work / "passthrough.yaml").write_text("version: 1\nrules: []\n")
+    harness = Harness(build, work)
+    try:
+        for seed in seeds:
+            plan = plan_run(seed, f"df{seed}")
+            try:
+                outcome = harness.run(plan)
+            except (RuntimeError, OSError, subprocess.SubprocessError, AssertionError) as exc:  # reported with its seed; the batch goes on
+                outcome = Outcome(seed, build, {}, {}, plan=plan_json(plan), error=f"{type(exc).__name__}: {exc}")
+            progress(outcome)
+            yield outcome
+    finally:
+        harness.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.support.differential", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dockerd", default="20", help="20, 26 or a PATH (see chaosvol.private_dockerd)")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1, help="the first seed; runs use SEED, SEED+1, ...")
+    parser.add_argument("--only", type=int, action="append", help="run only this seed (repeatable)")
+    parser.add_argument("--out", type=Path, default=None, help="results.jsonl and run directories (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="cvdiff", dir="/tmp"))
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = args.only or list(range(args.seed, args.seed + args.runs))
+    total = disagreeing = errors = 0
+    started = time.monotonic()
+    with open(out / "results.jsonl", "a") as results:
+        for outcome in runs(args.dockerd, seeds, out):
+            total += 1
+            errors += outcome.error is not None
+            disagreeing += bool(outcome.disagreements)
+            results.write(json.dumps({**asdict(outcome), "disagreements": outcome.disagreements}) + "\n")
+            results.flush()
+            mark = "ERROR " + (outcome.error or "") if outcome.error else ("DISAGREE " + json.dumps(outcome.disagreements) if outcome.disagreements else "agree")
+            print(f"[{total}/{len(seeds)} {time.monotonic() - started:.0f}s] dockerd {args.dockerd} seed {outcome.seed}: {mark}", file=sys.stderr, flush=True)
+    print(f"dockerd {args.dockerd}: {total} runs, {disagreeing} with a disagreement, {errors} errors ({out / 'results.jsonl'})")
+    return 1 if disagreeing or errors else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
