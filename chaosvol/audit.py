@@ -77,6 +77,8 @@ class LogView:
     purged_while_kept: set[str] = field(default_factory=set)
     mounts: dict[str, dict[str, int]] = field(default_factory=dict)
     made_by_backend: set[str] = field(default_factory=set)  # a Create reached the backend and it acted
+    # dockerd purged a volume it knew because a lookup failed (never told by a Remove that it is gone)
+    forgotten: set[str] = field(default_factory=set)
 
     err_in_200_is_success: bool = False  # Podman's reading of an answer
 
@@ -106,6 +108,7 @@ class LogView:
                 if not record.retry:  # a retry's empty body carried no options
                     self.create_opts[volume] = dict(record.opts or {})
                 self.purged_while_kept.discard(volume)
+                self.forgotten.discard(volume)
             elif reply is not None and volume in self.made_by_backend and not self.believed[volume]:
                 # dockerd was told its create failed, but the backend made the volume (a Create
                 # cut after the backend acted, then a retry refused; or an error after): it is
@@ -122,10 +125,12 @@ class LogView:
                 # volume's metadata (protocol.md §5.2).
                 self.believed[volume] = False
                 self.purged_while_kept.add(volume)
+                self.forgotten.add(volume)
         elif operation == "Remove":
             self.believed.setdefault(volume, False)
             if answered_ok:
                 self.believed[volume] = False
+                self.forgotten.discard(volume)
                 if not backend_ok:
                     self.purged_while_kept.add(volume)  # told removed; the backend kept it
             if backend_ok:
@@ -209,25 +214,35 @@ class _Judge:
                 told = (TOLD,) if log is not None and self.believed.get(name) else ()
                 return [Finding(name, "stale-in-daemon", f"has a record of {name!r} under {driver}", "has no such volume",
                                 evidence=self._ev(RECORDS, *told, KEPT))]
-            if name in self.ours:  # listed only because the plugin's List says so (a ghost)
-                return [Finding(name, "stale-in-daemon", f"lists {name!r} under {driver}", "has no such volume", evidence=self._ev(API, KEPT))]
+            # Listed without a record: only the plugin's List (at this moment) says it exists, and
+            # dockerd holds nothing of it (a List ghost goes when the List stops saying so).
             return []
         if record is not None and record.driver == "local":
             return [Finding(name, "shadowed", f"has a local volume {name!r}", f"holds a plugin volume {name!r} that it hides",
                             evidence=self._ev(RECORDS, KEPT))]
         if record is None or record.driver != driver:
-            if log is not None and self.believed.get(name):
-                why = "it dropped its record, as a forced rm does when the plugin's Remove fails"
-            else:
-                why = "it was told the volume is gone, or never that it was created"
             listed = " (it lists it only from the plugin's List)" if name in self.ours else ""
+            if log is None:
+                return [Finding(name, "unknown-to-daemon", f"has no record of {name!r}{listed}", f"holds {name!r}", evidence=self._ev(RECORDS, KEPT))]
+            if self.believed.get(name) or name in log.forgotten:
+                # dockerd knew the volume and was never told by a Remove that it is gone: it dropped
+                # its record on its own (a forced rm after a failed Remove, a lookup that failed).
+                why = "a forced rm dropped it after the plugin's Remove failed" if self.believed.get(name) else "a failed lookup purged it"
+                return [
+                    Finding(name, "unknown-to-daemon", f"has no record of {name!r}{listed}: {why}", f"holds {name!r}",
+                            evidence=self._ev(RECORDS, TOLD, KEPT)),
+                    Finding(name, "metadata-lost", f"dropped its record of {name!r} ({why}), and with it the labels and options it was "
+                            "created with", f"kept {name!r} all along", evidence=self._ev(RECORDS, TOLD, KEPT)),
+                ]
+            why = "it was told the volume is gone, or never that it was created"
             return [Finding(name, "unknown-to-daemon", f"has no record of {name!r}{listed}: {why}", f"holds {name!r}",
-                            evidence=self._ev(RECORDS, *((TOLD,) if log is not None else ()), KEPT))]
+                            evidence=self._ev(RECORDS, TOLD, KEPT))]
         if log is None:
             return []
-        if name in log.purged_while_kept and record.labels is None:
-            # Purged, then re-adopted by a Get or List: the record it wrote again carries no labels
-            # (a `docker volume create` that adopts it writes its own, `{}` when none).
+        if name in log.purged_while_kept and record.labels is None and record.options is None:
+            # Purged, then re-adopted by a Get or List: the record it wrote again carries neither
+            # labels nor options (a `docker volume create` that adopts it writes its own: on 20.10
+            # `{}` when none; 26.1 writes null then, so a plain create cannot be told from a lookup).
             return [Finding(name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with",
                             f"kept {name!r} all along", evidence=self._ev(TOLD, RECORDS, KEPT))]
         created = log.create_opts.get(name)

@@ -49,7 +49,7 @@ def test_case_a_a_failed_create_that_left_a_volume_behind_stays_reported_after_r
     created = scenario.docker("volume", "create", "-d", scenario.name, "--label", "k=v", volume, check=False)
     assert created.returncode == 1, created  # the retry's empty body was refused by the backend
     assert (scenario.backend_root / "volumes" / volume).exists()
-    assert scenario.audit() == [("unknown-to-daemon", volume)]
+    assert scenario.audit() == [("metadata-lost", volume), ("unknown-to-daemon", volume)]  # the forced one only
     scenario.docker("volume", "inspect", volume)  # dockerd adopts it again, without its label
     assert scenario.audit() == [("metadata-lost", volume)]
 
@@ -61,8 +61,8 @@ def test_case_l_a_forced_remove_after_a_failed_remove_loses_the_labels_and_is_re
 """))
     scenario.docker("volume", "create", "-d", scenario.name, "--label", "k=v", volume)
     assert scenario.docker("volume", "rm", "-f", volume, check=False).returncode == 1
-    assert scenario.audit() == [("unknown-to-daemon", volume)]  # no record left: its labels went with it
+    assert scenario.audit() == [("metadata-lost", volume), ("unknown-to-daemon", volume)]  # no record left: its labels went with it
     plain = scenario.volume("cvl")
     scenario.docker("volume", "create", "-d", scenario.name, "--label", "k=v", plain)
     assert scenario.docker("volume", "rm", plain, check=False).returncode == 1  # without -f dockerd keeps its record
-    assert scenario.audit() == [("unknown-to-daemon", volume)]
+    assert scenario.audit() == [("metadata-lost", volume), ("unknown-to-daemon", volume)]  # the forced one only

@@ -4,14 +4,21 @@ stopped, its volume database `<data-root>/volumes/metadata.db` read with chaosvo
 built-in backend's directory and mount counts read from its files), and the two must agree on
 every volume of the run.
 
-The truth, per volume the workload named (the contract's kinds, from the two stores alone):
+The truth, per volume the workload named (the contract's kinds, from the two stores and what the
+user asked for and was told: the labels and options of its last `docker volume create`, and the
+exit statuses of its commands):
 
 * `stale-in-daemon`: dockerd has a record of it under the plugin's driver; the backend has no such volume;
 * `unknown-to-daemon`: the backend holds it; dockerd has no record of it (under any driver);
 * `shadowed`: the backend holds it; dockerd's record of that name is a `local` volume;
-* `metadata-lost`: the backend holds it; dockerd's record (under the plugin) has other labels or
-  options than the workload's last `docker volume create` of it gave;
+* `metadata-lost`: the backend holds it, labels or options were given at create, and they are gone
+  from dockerd: its record has others, or it has none though dockerd had acknowledged the volume
+  (a create exited 0) and no `rm` since exited 0;
 * `leaked-mount`: the backend counts a mount of it (the workload leaves no container running).
+
+One disagreement is undecidable and counted apart: labels never reach a plugin, so when a volume
+created without labels or options is purged and re-adopted (or its record dropped) the audit
+reports `metadata-lost` for what may have been lost (`Outcome.undecidable`).
 
 Run it as a tool for many runs (the note's count), one dockerd build per process:
 
@@ -28,6 +35,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -128,25 +136,34 @@ class Stores:
     backend: dict[str, dict[str, int]]
 
 
-def truth(stores: Stores, driver: str, intent: dict[str, Volume | None], names: list[str]) -> dict[str, list[str]]:
+def acknowledged(exits: list[tuple[str, str, int]], name: str) -> bool:
+    """Whether dockerd last told the user that `name` exists (a create exited 0), not that it is gone
+    (an rm exited 0)."""
+    said = [verb for verb, volume, code in exits if volume == name and code == 0 and verb in ("create", "rm", "rm-f")]
+    return bool(said) and said[-1] == "create"
+
+
+def truth(stores: Stores, driver: str, intent: dict[str, Volume], exits: list[tuple[str, str, int]], names: list[str]) -> dict[str, list[str]]:
     """Each volume's inconsistencies, from the two stores (see the module's docstring)."""
     verdict: dict[str, list[str]] = {}
     for name in names:
         kinds = []
         record = stores.records.get(name)
         held = name in stores.backend
+        wanted = intent.get(name)
+        given = wanted is not None and bool(wanted.labels or wanted.opts)
         if not held:
             if record is not None and record[0] == driver:
                 kinds.append("stale-in-daemon")
         else:
-            if record is None:
+            if record is None or record[0] not in (driver, "local"):
                 kinds.append("unknown-to-daemon")
+                if given and acknowledged(exits, name):
+                    kinds.append("metadata-lost")
             elif record[0] == "local":
                 kinds.append("shadowed")
-            elif record[0] == driver:
-                wanted = intent.get(name)
-                if wanted is not None and (record[1] != wanted.labels or record[2] != wanted.opts):
-                    kinds.append("metadata-lost")
+            elif wanted is not None and (record[1] != wanted.labels or record[2] != wanted.opts):
+                kinds.append("metadata-lost")
             if any(count > 0 for count in stores.backend[name].values()):
                 kinds.append("leaked-mount")
         verdict[name] = sorted(kinds)
@@ -177,10 +194,23 @@ class Outcome:
     seconds: float = 0.0
     plan: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    stores: dict[str, Any] = field(default_factory=dict)  # what the truth was read from, for a later look
 
     @property
     def disagreements(self) -> dict[str, tuple[list[str], list[str]]]:
-        return {name: (self.audit.get(name, []), kinds) for name, kinds in self.truth.items() if self.audit.get(name, []) != kinds}
+        """Volume -> (the audit's kinds, the truth's), where they differ and it is decidable."""
+        every = {name: (self.audit.get(name, []), kinds) for name, kinds in self.truth.items() if self.audit.get(name, []) != kinds}
+        return {name: pair for name, pair in every.items() if name not in self.undecidable}
+
+    @property
+    def undecidable(self) -> list[str]:
+        """Volumes created without labels or options that the audit says lost them: it cannot see
+        that there were none (labels never reach a plugin)."""
+        plain = {v["name"] for v in self.plan.get("volumes", []) if not v["labels"] and not v["opts"]}
+        return sorted(
+            name for name, kinds in self.truth.items()
+            if name in plain and sorted({*kinds, "metadata-lost"}) == self.audit.get(name, []) and "metadata-lost" not in kinds
+        )
 
 
 class Harness:
@@ -263,7 +293,7 @@ class Harness:
         profile.write_text(plan.profile())
         volumes = {v.name: v for v in plan.volumes}
         self._start_proxy(profile, backend, events)
-        intent: dict[str, Volume | None] = {}
+        intent: dict[str, Volume] = {}
         exits: list[tuple[str, str, int]] = []
         pending: list[Step] = []
         for step in plan.steps:
@@ -277,9 +307,9 @@ class Harness:
             pending = []
         audit = self.audit(backend, events, list(volumes))
         stores = self.read_truth(backend)
-        verdict = truth(stores, self.name, intent, list(volumes))
+        verdict = truth(stores, self.name, intent, exits, list(volumes))
         self.cleanup(list(volumes), backend)
-        return Outcome(plan.seed, self.build, audit, verdict, exits, round(time.monotonic() - started, 1), plan_json(plan))
+        return Outcome(plan.seed, self.build, audit, verdict, exits, round(time.monotonic() - started, 1), plan_json(plan), stores=asdict(stores))
 
     def audit(self, backend: Path, events: Path, names: list[str]) -> dict[str, list[str]]:
         result = subprocess.run(
@@ -343,21 +373,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, action="append", help="run only this seed (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="results.jsonl and run directories (default: a temporary directory)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the private dockerd
     out = args.out or Path(tempfile.mkdtemp(prefix="cvdiff", dir="/tmp"))
     out.mkdir(parents=True, exist_ok=True)
     seeds = args.only or list(range(args.seed, args.seed + args.runs))
-    total = disagreeing = errors = 0
+    total = disagreeing = errors = undecidable = 0
     started = time.monotonic()
     with open(out / "results.jsonl", "a") as results:
         for outcome in runs(args.dockerd, seeds, out):
             total += 1
             errors += outcome.error is not None
             disagreeing += bool(outcome.disagreements)
-            results.write(json.dumps({**asdict(outcome), "disagreements": outcome.disagreements}) + "\n")
+            undecidable += bool(outcome.undecidable)
+            results.write(json.dumps({**asdict(outcome), "disagreements": outcome.disagreements, "undecidable": outcome.undecidable}) + "\n")
             results.flush()
-            mark = "ERROR " + (outcome.error or "") if outcome.error else ("DISAGREE " + json.dumps(outcome.disagreements) if outcome.disagreements else "agree")
+            if outcome.error:
+                mark = f"ERROR {outcome.error}"
+            elif outcome.disagreements:
+                mark = f"DISAGREE {json.dumps(outcome.disagreements)}"
+            else:
+                mark = "agree" + (f" (undecidable: {', '.join(outcome.undecidable)})" if outcome.undecidable else "")
             print(f"[{total}/{len(seeds)} {time.monotonic() - started:.0f}s] dockerd {args.dockerd} seed {outcome.seed}: {mark}", file=sys.stderr, flush=True)
-    print(f"dockerd {args.dockerd}: {total} runs, {disagreeing} with a disagreement, {errors} errors ({out / 'results.jsonl'})")
+    print(f"dockerd {args.dockerd}: {total} runs, {disagreeing} with a disagreement, {undecidable} with an undecidable volume, "
+          f"{errors} errors ({out / 'results.jsonl'})")
     return 1 if disagreeing or errors else 0
 
 

@@ -171,9 +171,9 @@ def test_case_l_a_forced_remove_after_a_failed_remove_is_told_by_dockerds_record
     events = [rec("Create", "l1"), rec("Remove", "l1", status=500, err="chaosvol: injected: Remove failed", forwarded=False)]
     listed = DaemonView((DaemonVolume("l1", "cv"),), records={})  # rm -f dropped its record; ls lists it from the plugin
     found = audit("cv", listed, BackendView({"l1": {}}), LogView.from_records(events))
-    assert kinds(found) == [("unknown-to-daemon", "l1")]  # no record: the labels went with it
-    assert found[0].evidence == ("dockerd's records", "event log", "backend")
-    assert "forced rm" in found[0].daemon and "only from the plugin's List" in found[0].daemon
+    assert kinds(found) == [("unknown-to-daemon", "l1"), ("metadata-lost", "l1")]  # no record: the labels went with it
+    assert found[1].evidence == ("dockerd's records", "event log", "backend")
+    assert "forced rm" in found[1].daemon and "only from the plugin's List" in found[0].daemon
     kept = dataclasses.replace(listed, records={"l1": VolumeRecord("l1", "cv", {"k": "v"}, {})})  # a plain rm: dockerd kept its record
     assert audit("cv", kept, BackendView({"l1": {}}), LogView.from_records(events)) == []
     unknown = dataclasses.replace(listed, records=None)  # dockerd's records not readable: nothing can be said
@@ -195,11 +195,21 @@ def test_with_dockerds_records_they_decide_what_dockerd_holds_whatever_it_lists(
     records = {"gone": VolumeRecord("gone", "cv", {}, {}), "shadow": VolumeRecord("shadow", "local", {}, {})}
     daemon = DaemonView((DaemonVolume("kept", "cv"), DaemonVolume("shadow", "local")), records=records)
     found = audit("cv", daemon, backend, LogView.from_records([rec("Create", "gone"), rec("Create", "kept")]))
-    assert kinds(found) == [("stale-in-daemon", "gone"), ("unknown-to-daemon", "kept"), ("shadowed", "shadow")]
-    assert kinds(audit("cv", daemon, backend)) == kinds(found)  # without a log: the same stores, the same kinds
+    # "kept" was created through dockerd, which has no record of it now: it dropped it on its own.
+    assert kinds(found) == [("stale-in-daemon", "gone"), ("unknown-to-daemon", "kept"), ("metadata-lost", "kept"), ("shadowed", "shadow")]
+    # Without a log: the same stores, the same kinds, but nothing says "kept" was ever known.
+    assert kinds(audit("cv", daemon, backend)) == [("stale-in-daemon", "gone"), ("unknown-to-daemon", "kept"), ("shadowed", "shadow")]
 
 
 def test_with_dockerds_records_options_are_checked_against_the_creates() -> None:
     events = [rec("Create", "v1", opts={"size": "1"})]
     daemon = DaemonView((DaemonVolume("v1", "cv"),), records={"v1": VolumeRecord("v1", "cv", {}, {"size": "2"})})
     assert kinds(audit("cv", daemon, BackendView({"v1": {}}), LogView.from_records(events))) == [("metadata-lost", "v1")]
+
+
+def test_with_dockerds_records_a_volume_purged_by_a_failed_lookup_lost_its_metadata_a_removed_one_did_not() -> None:
+    backend, daemon = BackendView({"v1": {}}), DaemonView(records={})
+    purged = [rec("Create", "v1"), rec("Get", "v1", status=500, err="x", forwarded=False)]
+    assert kinds(audit("cv", daemon, backend, LogView.from_records(purged))) == [("unknown-to-daemon", "v1"), ("metadata-lost", "v1")]
+    dropped = [rec("Create", "v1"), rec("Remove", "v1", forwarded=False)]  # told it is gone
+    assert kinds(audit("cv", daemon, backend, LogView.from_records(dropped))) == [("unknown-to-daemon", "v1")]

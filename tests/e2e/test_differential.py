@@ -1,0 +1,34 @@
+"""The audit against the truth: random workloads under random faults on a real dockerd (each
+build), the audit's verdict first, then dockerd stopped and its volume database read with the
+backend's files (tests/support/differential.py). Every volume must agree. CI runs a fixed sample
+and one fresh seed, printed for a rerun:
+
+    .venv/bin/python -m tests.support.differential --dockerd 26 --only SEED
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import DOCKERDS
+from tests.support.differential import runs
+
+FIXED = range(1, 11)
+
+
+@pytest.mark.parametrize("build", DOCKERDS, ids=[f"dockerd{b}" for b in DOCKERDS])
+def test_the_audit_agrees_with_dockerds_database_and_the_backend_on_every_volume(build: str, daemons: Any, tmp_path: Path) -> None:
+    daemons.get(build)  # this build can run here (or the reason it cannot)
+    fresh = secrets.randbelow(1_000_000) + 1000
+    print(f"dockerd {build}: fresh seed {fresh} (rerun: python -m tests.support.differential --dockerd {build} --only {fresh})")
+    outcomes = list(runs(build, [*FIXED, fresh], tmp_path))
+    broken = {o.seed: o.error for o in outcomes if o.error}
+    assert not broken, broken
+    wrong = {o.seed: o.disagreements for o in outcomes if o.disagreements}
+    assert not wrong, f"the audit and the truth disagree (seed: volume: (audit, truth)): {wrong}"
+    assert sum(len(o.truth) for o in outcomes) >= 30  # every run judged its volumes
+    assert any(kinds for o in outcomes for kinds in o.truth.values()), "no run left an inconsistency: the sample proves nothing"
