@@ -79,6 +79,9 @@ class LogView:
     made_by_backend: set[str] = field(default_factory=set)  # a Create reached the backend and it acted
     # dockerd purged a volume it knew because a lookup failed (never told by a Remove that it is gone)
     forgotten: set[str] = field(default_factory=set)
+    # a Remove of a volume dockerd knew failed (answered an error, or not at all): `rm -f` then drops
+    # dockerd's record anyway, and a later lookup re-adopts the volume without its labels
+    remove_failed: set[str] = field(default_factory=set)
 
     err_in_200_is_success: bool = False  # Podman's reading of an answer
 
@@ -109,6 +112,7 @@ class LogView:
                     self.create_opts[volume] = dict(record.opts or {})
                 self.purged_while_kept.discard(volume)
                 self.forgotten.discard(volume)
+                self.remove_failed.discard(volume)
             elif reply is not None and volume in self.made_by_backend and not self.believed[volume]:
                 # dockerd was told its create failed, but the backend made the volume (a Create
                 # cut after the backend acted, then a retry refused; or an error after): it is
@@ -131,8 +135,11 @@ class LogView:
             if answered_ok:
                 self.believed[volume] = False
                 self.forgotten.discard(volume)
+                self.remove_failed.discard(volume)
                 if not backend_ok:
                     self.purged_while_kept.add(volume)  # told removed; the backend kept it
+            elif self.believed[volume]:
+                self.remove_failed.add(volume)
             if backend_ok:
                 self.made_by_backend.discard(volume)
         elif operation in ("Mount", "Unmount") and backend_ok:
@@ -239,11 +246,13 @@ class _Judge:
                             evidence=self._ev(RECORDS, TOLD, KEPT))]
         if log is None:
             return []
-        if name in log.purged_while_kept and record.labels is None and record.options is None:
-            # Purged, then re-adopted by a Get or List: the record it wrote again carries neither
-            # labels nor options (a `docker volume create` that adopts it writes its own: on 20.10
-            # `{}` when none; 26.1 writes null then, so a plain create cannot be told from a lookup).
-            return [Finding(name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with",
+        if record.labels is None and record.options is None and (name in log.purged_while_kept or name in log.remove_failed):
+            # Purged (or dropped by a forced rm after a failed Remove, which leaves no trace in the
+            # calls), then re-adopted by a lookup: the record it wrote again carries neither labels
+            # nor options (a `docker volume create` that adopts it writes its own: on 20.10 `{}`
+            # when none; 26.1 writes null then, so there a plain create looks like a lookup).
+            how = "" if name in log.purged_while_kept else " (after its Remove failed: a forced rm drops the record)"
+            return [Finding(name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with{how}",
                             f"kept {name!r} all along", evidence=self._ev(TOLD, RECORDS, KEPT))]
         created = log.create_opts.get(name)
         if created and not _same_options(record.options, created):

@@ -132,7 +132,7 @@ def plan_run(seed: int, prefix: str) -> RunPlan:
 class Stores:
     """dockerd's records (name -> (driver, labels, options)) and the backend's volumes (name -> mounts)."""
 
-    records: dict[str, tuple[str, dict[str, str], dict[str, str]]]
+    records: dict[str, tuple[str, dict[str, str] | None, dict[str, str] | None]]  # null stays null
     backend: dict[str, dict[str, int]]
 
 
@@ -162,7 +162,7 @@ def truth(stores: Stores, driver: str, intent: dict[str, Volume], exits: list[tu
                     kinds.append("metadata-lost")
             elif record[0] == "local":
                 kinds.append("shadowed")
-            elif wanted is not None and (record[1] != wanted.labels or record[2] != wanted.opts):
+            elif wanted is not None and ((record[1] or {}) != wanted.labels or (record[2] or {}) != wanted.opts):
                 kinds.append("metadata-lost")
             if any(count > 0 for count in stores.backend[name].values()):
                 kinds.append("leaked-mount")
@@ -172,7 +172,7 @@ def truth(stores: Stores, driver: str, intent: dict[str, Volume], exits: list[tu
 
 def read_stores(data_root: Path, backend_root: Path) -> Stores:
     raw = volume_records((data_root / "volumes" / "metadata.db").read_bytes())
-    records = {name: (r.driver, dict(r.labels or {}), dict(r.options or {})) for name, r in raw.items()}
+    records = {name: (r.driver, r.labels, r.options) for name, r in raw.items()}
     backend: dict[str, dict[str, int]] = {}
     volumes = backend_root / "volumes"
     for meta in volumes.glob("*/meta.json") if volumes.is_dir() else ():

@@ -62,6 +62,8 @@ DOCKERD = [
     Row("Remove deletes, then answers Err", [*CREATED, call("Remove", answer=500, err="x")], PLAIN, None, ["stale-in-daemon"]),
     Row("Remove errors without deleting, user runs rm -f", [*CREATED, call("Remove", answer=500, err="x", backend=None)], None, {},
         ["metadata-lost", "unknown-to-daemon"], listed=True),
+    Row("... then a lookup re-adopts it (`run -v v:`)", [*CREATED, call("Remove", answer=500, err="x", backend=None), call("Get", found=True)],
+        LOOKUP, {}, ["metadata-lost"]),
     Row("Remove errors without deleting, plain rm (record kept)", [*CREATED, call("Remove", answer=500, err="x", backend=None)], PLAIN, {}, []),
     Row("Create times out, plugin creates it later", [call("Create", outcome="client-gone")], None, {}, ["unknown-to-daemon"]),
     Row("Create acts, connection dropped, retry gets an error", cut_then_retry(True, 500, 500), None, {}, ["unknown-to-daemon"]),
