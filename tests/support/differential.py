@@ -30,6 +30,7 @@ Each run's plan, verdicts and disagreement go to DIR/results.jsonl; `--only SEED
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -190,7 +191,7 @@ class Outcome:
     build: str
     audit: dict[str, list[str]]
     truth: dict[str, list[str]]
-    exits: list[tuple[str, str, int]] = field(default_factory=list)
+    exits: list[tuple[str, str, int]] = field(default_factory=list)  # (verb, volume, exit status) in order
     seconds: float = 0.0
     plan: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -203,14 +204,19 @@ class Outcome:
         return {name: pair for name, pair in every.items() if name not in self.undecidable}
 
     @property
-    def undecidable(self) -> list[str]:
-        """Volumes created without labels or options that the audit says lost them: it cannot see
-        that there were none (labels never reach a plugin)."""
+    def undecidable(self) -> dict[str, str]:
+        """Volume -> why, where the audit reports `metadata-lost` the truth does not have, for a
+        reason nothing the audit can read decides (README, "What it can see")."""
         plain = {v["name"] for v in self.plan.get("volumes", []) if not v["labels"] and not v["opts"]}
-        return sorted(
-            name for name, kinds in self.truth.items()
-            if name in plain and sorted({*kinds, "metadata-lost"}) == self.audit.get(name, []) and "metadata-lost" not in kinds
-        )
+        found = {}
+        for name, kinds in self.truth.items():
+            if "metadata-lost" in kinds or sorted({*kinds, "metadata-lost"}) != self.audit.get(name, []):
+                continue
+            if name in plain:
+                found[name] = "created without labels or options: nothing says there were none"
+            elif "unknown-to-daemon" in kinds and not acknowledged(self.exits, name):
+                found[name] = "removed by the user with no Remove sent (its lookup failed first): a purge to the log"
+        return found
 
 
 class Harness:
@@ -365,6 +371,32 @@ def runs(build: str, seeds: list[int], work: Path, progress: Callable[[Outcome],
         harness.close()
 
 
+def summarize(paths: list[Path]) -> tuple[str, int]:
+    """The counts over results files written by earlier batches, judged by this module's rules
+    (so a file from a batch run before a rule changed is judged again): text, and 1 when any run
+    disagrees or broke."""
+    names = {f.name for f in dataclasses.fields(Outcome)}
+    outcomes = [Outcome(**{k: v for k, v in json.loads(line).items() if k in names}) for path in paths for line in path.read_text().splitlines() if line.strip()]
+    lines, bad = [], 0
+    for build in sorted({o.build for o in outcomes}):
+        mine = [o for o in outcomes if o.build == build]
+        judged = sum(len(o.truth) for o in mine)
+        inconsistent = sum(1 for o in mine for kinds in o.truth.values() if kinds)
+        wrong = {o.seed: o.disagreements for o in mine if o.disagreements}
+        broken = {o.seed: o.error for o in mine if o.error}
+        reasons: dict[str, int] = {}
+        for o in mine:
+            for why in o.undecidable.values():
+                reasons[why] = reasons.get(why, 0) + 1
+        bad += bool(wrong or broken)
+        lines.append(f"dockerd {build}: {len(mine)} runs, {judged} volumes judged ({inconsistent} inconsistent in truth), "
+                     f"{len(wrong)} runs with a disagreement, {len(broken)} broken")
+        lines += [f"  undecidable, {count} volumes: {why}" for why, count in sorted(reasons.items())]
+        lines += [f"  seed {seed}: {pairs}" for seed, pairs in sorted(wrong.items())]
+        lines += [f"  seed {seed} broke: {error}" for seed, error in sorted(broken.items())]
+    return "\n".join(lines), 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.differential", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dockerd", default="20", help="20, 26 or a PATH (see chaosvol.private_dockerd)")
@@ -372,7 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="the first seed; runs use SEED, SEED+1, ...")
     parser.add_argument("--only", type=int, action="append", help="run only this seed (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="results.jsonl and run directories (default: a temporary directory)")
+    parser.add_argument("--summarize", type=Path, nargs="+", metavar="RESULTS", help="judge results.jsonl files again and print the counts")
     args = parser.parse_args(argv)
+    if args.summarize:
+        text, code = summarize(args.summarize)
+        print(text)
+        return code
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the private dockerd
     out = args.out or Path(tempfile.mkdtemp(prefix="cvdiff", dir="/tmp"))
     out.mkdir(parents=True, exist_ok=True)
@@ -392,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             elif outcome.disagreements:
                 mark = f"DISAGREE {json.dumps(outcome.disagreements)}"
             else:
-                mark = "agree" + (f" (undecidable: {', '.join(outcome.undecidable)})" if outcome.undecidable else "")
+                mark = "agree" + (f" (undecidable: {outcome.undecidable})" if outcome.undecidable else "")
             print(f"[{total}/{len(seeds)} {time.monotonic() - started:.0f}s] dockerd {args.dockerd} seed {outcome.seed}: {mark}", file=sys.stderr, flush=True)
     print(f"dockerd {args.dockerd}: {total} runs, {disagreeing} with a disagreement, {undecidable} with an undecidable volume, "
           f"{errors} errors ({out / 'results.jsonl'})")
