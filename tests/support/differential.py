@@ -20,6 +20,10 @@ One disagreement is undecidable and counted apart: labels never reach a plugin, 
 created without labels or options is purged and re-adopted (or its record dropped) the audit
 reports `metadata-lost` for what may have been lost (`Outcome.undecidable`).
 
+Every dockerd scans `/run/docker/plugins` and asks every plugin there (a `volume create` looks the
+name up in all of them), so a batch runs in its own mount namespace with its own tmpfs there:
+`main` starts itself again that way, and nothing outside sees its plugins or asks them.
+
 Run it as a tool for many runs (the note's count), one dockerd build per process:
 
     .venv/bin/python -m tests.support.differential --dockerd 20 --runs 150 --seed 1 --out DIR
@@ -371,6 +375,9 @@ def runs(build: str, seeds: list[int], work: Path, progress: Callable[[Outcome],
         harness.close()
 
 
+ISOLATED = "CHAOSVOL_DIFFERENTIAL_ISOLATED"  # set once main runs in its own mount namespace
+
+
 def summarize(paths: list[Path]) -> tuple[str, int]:
     """The counts over results files written by earlier batches, judged by this module's rules
     (so a file from a batch run before a rule changed is judged again): text, and 1 when any run
@@ -410,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
         text, code = summarize(args.summarize)
         print(text)
         return code
+    if os.environ.get(ISOLATED) != "1":
+        os.makedirs("/run/docker/plugins", exist_ok=True)
+        command = [sys.executable, "-m", "tests.support.differential", *(sys.argv[1:] if argv is None else argv)]
+        os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                               'mount -t tmpfs tmpfs /run/docker/plugins && exec "$@"', "isolated", *command], {**os.environ, ISOLATED: "1"})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the private dockerd
     out = args.out or Path(tempfile.mkdtemp(prefix="cvdiff", dir="/tmp"))
     out.mkdir(parents=True, exist_ok=True)
