@@ -8,7 +8,8 @@ seed and sequence of calls: same decisions, every time.
 Rules are checked in order; the first rule that matches and fires decides the call. A rule
 counts every call that matches it (`matched`); it is eligible once `after` calls have gone by and
 while it has fired fewer than `times`; an eligible rule fires with its `probability`. A call no
-rule fires on is forwarded untouched.
+rule fires on is forwarded untouched. A rule with `from_activation: N` looks at no call (counts
+none) until the engine has seen N Activate calls: the daemon's Nth lifetime.
 
 At run time (the control socket) rules can be disabled (skipped as if absent, their counters
 frozen) and the whole engine paused (`paused=True`: rules count the calls they match, so `after`
@@ -79,12 +80,15 @@ class EngineStatistics:
 class ChaosEngine:
     """Decides the fate of every call under one profile and seed."""
 
-    def __init__(self, profile: Profile, *, seed: int | None = None) -> None:
+    def __init__(self, profile: Profile, *, seed: int | None = None, activations: int = 0) -> None:
         """Args:
             profile: the rules.
             seed: overrides the profile's seed; with neither, 0.
+            activations: Activate calls already seen (a profile loaded at run time counts on
+                from the proxy's count, so `from_activation` means the same whenever it is loaded).
         """
         self.profile = profile
+        self.activations = activations
         self.seed: int = seed if seed is not None else profile.seed if profile.seed is not None else 0
         self._rules: list[tuple[Rule, RuleState, random.Random, bool]] = [
             (rule, RuleState(), random.Random(f"{self.seed}/{rule.name}"), rule.sees_list_entries)
@@ -114,11 +118,15 @@ class ChaosEngine:
             (`Reply`), the backend's answer altered (`Forward` then `Reply`/`Rewrite`), waits
             around the forward (`Sleep`), or no answer at all (ending in `Hang` or `Reset`).
         """
+        if call.operation is Operation.ACTIVATE:
+            self.activations += 1
         if call.volume is not None and (any_volume := self._any_volume.get(call.operation)) is not None and any_volume(call.volume) is None:
             return PASS  # no rule's glob matches the volume: nothing to count, nothing fires
         disabled = self.disabled
         for rule, state, stream, sees_list_entries in self._by_operation[call.operation]:
             if disabled and rule.name in disabled:
+                continue
+            if rule.from_activation > self.activations:
                 continue
             if not rule.match.matches(call, sees_list_entries):
                 continue

@@ -39,7 +39,7 @@ SHIPPED_PROFILE_DIRS: Final = (
     Path(__file__).parent.parent / "profiles",  # in a source checkout
 )
 _TOP_KEYS: Final = ("version", "seed", "description", "rules")
-_RULE_KEYS: Final = ("name", "description", "match", "after", "times", "probability", "action", "actions")
+_RULE_KEYS: Final = ("name", "description", "match", "after", "from_activation", "times", "probability", "action", "actions")
 _MATCH_KEYS: Final = ("op", "volume", "opts", "retry")
 # A profile is a page of YAML; these bound what a broken or hostile file can make us do.
 MAX_PROFILE_BYTES: Final = 1024 * 1024
@@ -99,6 +99,10 @@ class Rule:
     times: int | None = None
     probability: float = 1.0
     position: Position | None = None
+    # The rule looks at no call until the proxy has seen this many Activate calls (0: from the
+    # start). dockerd activates a plugin once per daemon lifetime, so 2 means "once the daemon has
+    # activated it again", as it does when it restarts (a failed Activate counts too).
+    from_activation: int = 0
 
     @property
     def action_label(self) -> str:
@@ -340,6 +344,7 @@ class _Loader:
             except _Invalid:
                 pass
         after = self._optional_int(keys, "after", where, 0) or 0
+        from_activation = self._optional_int(keys, "from_activation", where, 1) or 0
         times = self._optional_int(keys, "times", where, 0)
         probability = 1.0
         if "probability" in keys:
@@ -382,7 +387,7 @@ class _Loader:
             self.fail(match_keys["retry"], f"{where}.match.retry", "Activate and List have no retry chaosvol can tell apart "
                       "(their body is empty anyway); add an operation that carries a body")
             raise _Invalid()
-        rule = Rule(name, Match(operations, volume, opts, retry), actions, after, times, probability, self.position(node))
+        rule = Rule(name, Match(operations, volume, opts, retry), actions, after, times, probability, self.position(node), from_activation)
         self._check_plans(rule, keys, where)
         return rule
 

@@ -42,6 +42,8 @@ def profile_schema() -> dict[str, Any]:
             },
         },
         "after": {"type": "integer", "minimum": 0},
+        "from_activation": {"type": "integer", "minimum": 1, "description": "look at no call until the proxy has seen this many "
+                            "Activate calls: 2 = once the daemon activated the plugin again (after it restarted)"},
         "times": {"type": "integer", "minimum": 0},
         "probability": {"type": "number", "minimum": 0, "maximum": 1},
         "action": {"$ref": "#/$defs/action"},

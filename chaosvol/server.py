@@ -271,7 +271,7 @@ class PluginServer:
         """Put `profile` in force at once (one assignment: a call sees the old rules or the new,
         never a mix). Rule counters start again; calls already held or delayed go on as planned."""
         seed = self.seed_override if self.seed_override is not None else profile.seed if profile.seed is not None else self.engine.seed
-        self.engine = ChaosEngine(profile, seed=seed)
+        self.engine = ChaosEngine(profile, seed=seed, activations=self.engine.activations)
         self.profile_loaded_at = time.time()
         self._log_profile("load")
         return self.engine

@@ -16,7 +16,7 @@ import trio.testing
 from chaosvol.control import ControlRequest, ControlServer, ControlWire
 from chaosvol.protocol import PluginReply
 from chaosvol.wire import Refused, WireState
-from tests.support.builders import create, get, list_, profile_text, remove, rule
+from tests.support.builders import activate, create, get, list_, profile_text, remove, rule
 from tests.support.fakes import DaemonClient
 from tests.support.shell import Proxy, start_proxy
 
@@ -258,3 +258,16 @@ def test_an_answer_s_err_is_worked_out_only_when_its_line_is_written() -> None:
     record = CallRecord(0.0, 1, 1, "List", None, None, None, None, True, BackendOutcome(reply), reply, 0.0)
     assert reply._cache == {}  # noqa: SLF001  nothing decoded on the call's path
     assert record.to_json()["reply"] == {"status": 200, "err": None} and record.retained_bytes == len(reply.body)
+
+
+async def test_a_profile_loaded_between_a_daemons_stop_and_start_aims_at_its_next_activation(nursery: trio.Nursery) -> None:
+    """The explicit way to aim at a restart: `ctl load` with `from_activation: 2` while the daemon
+    is down; the proxy's count of Activates carries over, so the rule waits for the next one."""
+    proxy = await start_proxy(nursery)
+    client = proxy.connect()
+    await client.call(activate())  # the daemon's first life
+    text = profile_text(rule("error", op="Get", from_activation=2, name="restore"))
+    assert (await control_call(proxy, "/load", {"text": text, "source": "restore.yaml"}))[0] == 200
+    assert (await client.call(get("v"))).status == 200  # still its first life
+    await client.call(activate())  # restarted
+    assert (await client.call(get("v"))).status == 500

@@ -29,6 +29,24 @@ def test_remove_fails_after_the_backend_deleted() -> None:
     assert play.engine.statistics().rules["rm-fails"].last_fired_at == 10.0
 
 
+def test_from_activation_looks_at_no_call_until_the_daemon_has_activated_the_plugin_that_many_times() -> None:
+    play = Playbook(rule("error", op="Get", from_activation=2, after=1, times=2, name="restore"))
+    play.call(activate()).expect(Forward())
+    for _ in range(3):
+        play.call(get("v1")).expect(Forward())  # the daemon's first life: not even counted for `after`
+    play.call(activate()).expect(Forward())  # it restarted and activates the plugin again
+    play.call(get("v1")).expect(Forward())  # after: 1
+    assert [play.call(get("v1")).decision.rule for _ in range(3)] == ["restore", "restore", None]
+    assert play.engine.statistics().rules["restore"].matched == 4
+
+
+def test_a_profile_loaded_later_counts_activations_from_what_the_proxy_has_seen() -> None:
+    engine = ChaosEngine(profile(rule("error", op="Get", from_activation=2)), activations=1)
+    assert engine.decide(get("v1"), now=0.0) is PASS
+    engine.decide(activate(), now=0.0)
+    assert engine.decide(get("v1"), now=0.0).rule == "rule-0"
+
+
 def test_no_rule_means_every_call_passes_untouched() -> None:
     engine = ChaosEngine(profile())
     for call in (activate(), create("v"), get("v"), remove("v"), list_()):
