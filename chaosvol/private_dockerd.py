@@ -230,6 +230,12 @@ class PrivateDockerd:
         return result
 
     def stop(self, keep_state: bool = False) -> None:
+        """Stop the daemon (SIGTERM); unless `keep_state`, remove its containers first (a
+        --live-restore daemon would leave them running) and delete its directory."""
+        if not keep_state and "--live-restore" in self.flags and self.process is not None and self.process.poll() is None:
+            running = self.docker("ps", "-aq", check=False, timeout=60).stdout.split()
+            if running:
+                self.docker("rm", "-f", *running, check=False, timeout=120)
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

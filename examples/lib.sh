@@ -26,8 +26,9 @@ run() {
 # Like run, but a failure is part of the story, not the end of the script.
 run_may_fail() { set +e; run "$@"; local code=$?; set -e; echo "(exit status $code)"; }
 
-example_start() {
+example_start() {  # PROFILE [DOCKERD FLAGS...] (flags for the private dockerd, e.g. --live-restore)
     PROFILE=$1
+    shift
     DRIVER=chaosvol
     if [ -z "${CHAOSVOL_EXAMPLE_INSIDE:-}" ]; then
         bash "$REPO/scripts/setup"
@@ -44,7 +45,7 @@ example_start() {
         mount -t tmpfs tmpfs /run/docker/plugins
         . "$REPO/scripts/dockerd.sh"
         mkdir -p "$WORK/dockerd"
-        start_private_dockerd "$WORK/dockerd"
+        start_private_dockerd "$WORK/dockerd" "$@"
         echo "a private dockerd ($("$DOCKER" version --format '{{.Server.Version}}')) is up"
     fi
     if ! "$DOCKER" image inspect bb:local >/dev/null 2>&1; then
@@ -53,6 +54,16 @@ example_start() {
         tar -C "$WORK/bb" -c . | "$DOCKER" import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - bb:local >/dev/null
     fi
     chaosvol_start "$PROFILE"
+}
+
+# Stop the private dockerd and start it again on the same state (chaosvol keeps running).
+restart_dockerd() {
+    if [ "${USE_MY_DOCKERD:-}" = 1 ]; then
+        echo "this example restarts dockerd: run it without USE_MY_DOCKERD=1" >&2
+        exit 2
+    fi
+    echo '$ (dockerd stops: SIGTERM; then starts again on the same state)'
+    restart_private_dockerd "$WORK/dockerd"
 }
 
 chaosvol_start() {

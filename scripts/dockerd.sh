@@ -9,18 +9,21 @@ _CHAOSVOL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 start_private_dockerd() {
     local dir=$1 root
+    shift
+    : >"$dir/flags"
+    [ $# -eq 0 ] || printf '%s\n' "$@" >"$dir/flags"
     case ${CHAOSVOL_DOCKERD:-20} in
         20)
             dockerd --data-root "$dir/root" --exec-root "$dir/exec" -H "unix://$dir/docker.sock" \
-                    --pidfile "$dir/docker.pid" --iptables=false --bridge=none --debug >"$dir/dockerd.log" 2>&1 &
+                    --pidfile "$dir/docker.pid" --iptables=false --bridge=none --debug "$@" >>"$dir/dockerd.log" 2>&1 &
             DOCKER=/usr/bin/docker
             ;;
         26)
             root=${CHAOSVOL_DOCKERD_26_ROOT:-$_CHAOSVOL_REPO/build/dockerd-26}
             bash "$_CHAOSVOL_REPO/scripts/build-dockerd-26" "$root" || return 1
             R=$root S=$dir unshare --mount --propagation private bash "$_CHAOSVOL_REPO/chaosvol/dockerd-chroot.sh" \
-                --data-root "$dir/root" -H "unix://$dir/docker.sock" --iptables=false --bridge=none --debug \
-                </dev/null >"$dir/dockerd.log" 2>&1 &
+                --data-root "$dir/root" -H "unix://$dir/docker.sock" --iptables=false --bridge=none --debug "$@" \
+                </dev/null >>"$dir/dockerd.log" 2>&1 &
             echo $! >"$dir/chroot-dockerd.pid"  # its pidfile is inside the chroot's /run
             DOCKER=$root/usr/bin/docker
             ;;
@@ -36,14 +39,31 @@ start_private_dockerd() {
     return 1
 }
 
-stop_private_dockerd() {
+_kill_private_dockerd() {
     local dir=$1 pid pidfile
     for pidfile in "$dir/docker.pid" "$dir/chroot-dockerd.pid"; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        rm -f "$pidfile"
     done
-    umount "$dir/exec/netns/default" 2>/dev/null || true
+}
+
+restart_private_dockerd() {
+    local dir=$1 flags=()
+    _kill_private_dockerd "$dir"
+    mapfile -t flags <"$dir/flags"
+    start_private_dockerd "$dir" "${flags[@]}"
+}
+
+stop_private_dockerd() {
+    local dir=$1 containers
+    # A container left running would outlive a --live-restore daemon, and its mounts this directory.
+    containers=$("${DOCKER:-docker}" ps -aq 2>/dev/null || true)
+    if [ -n "$containers" ]; then "${DOCKER:-docker}" rm -f $containers >/dev/null 2>&1 || true; fi
+    _kill_private_dockerd "$dir"
+    # What the daemon left mounted under DIR (a live-restore daemon keeps its data-root mounted), deepest first.
+    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$dir"
 }
