@@ -14,7 +14,8 @@ Installed with chaosvol (the `pytest11` entry point), so the fixtures are there 
   socket), with a busybox image `bb:local`; or the daemon at `--chaosvol-docker-host URL`.
   `--chaosvol-dockerd 20|26|PATH` picks which: 20 (default) this machine's dockerd, 26 Debian 13's
   26.1 from the chroot `scripts/build-dockerd-26` makes (or $CHAOSVOL_DOCKERD_26_ROOT), PATH
-  another dockerd binary or chroot.
+  another dockerd binary or chroot; `--chaosvol-live-restore` starts it with `--live-restore`, and
+  its `restart()` stops and starts it on the same state (running containers stay up).
   Skipped when the machine cannot run one, unless `--chaosvol-require-dockerd` (or CI=true),
   which makes that a failure. Attributes and methods: `host`, `environment()`,
   `docker(*args)`, `client()` (a Docker SDK client).
@@ -53,6 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chaosvol-name", metavar="NAME", help="driver name of the chaosvol_proxy fixture (default: cvt-<random>)")
     group.addoption("--chaosvol-docker-host", metavar="URL", help="use this dockerd for chaosvol_dockerd instead of starting a private one")
     group.addoption("--chaosvol-dockerd", metavar="20|26|PATH", default="20", help="which dockerd chaosvol_dockerd starts: 20 (this machine's), 26 (Debian 13's, from a chroot), or a dockerd binary or chroot directory")
+    group.addoption("--chaosvol-live-restore", action="store_true", help="start chaosvol_dockerd with --live-restore (restart() keeps containers running)")
     group.addoption("--chaosvol-require-dockerd", action="store_true", help="fail, rather than skip, when chaosvol_dockerd cannot start one (implied by CI=true)")
 
 
@@ -242,7 +244,10 @@ def chaosvol_dockerd(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     host = request.config.getoption("--chaosvol-docker-host")
     try:
-        daemon = PrivateDockerd.existing(host) if host else PrivateDockerd.start(build=request.config.getoption("--chaosvol-dockerd"))
+        daemon = PrivateDockerd.existing(host) if host else PrivateDockerd.start(
+            build=request.config.getoption("--chaosvol-dockerd"),
+            flags=("--live-restore",) if request.config.getoption("--chaosvol-live-restore") else (),
+        )
     except DockerdUnavailable as exc:
         if _in_ci(request.config):
             pytest.fail(f"chaosvol_dockerd: no dockerd, and it is required here: {exc}")

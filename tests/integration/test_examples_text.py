@@ -13,9 +13,9 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 SCRIPTS = sorted(p for p in EXAMPLES.glob("*.sh") if p.name != "lib.sh")
 
 # What a line of a scenario may start with: a helper that prints the command first (run,
-# run_may_fail, podman_), a heading or narration, or shell that prints nothing.
+# run_may_fail, podman_, restart_dockerd), a heading or narration, or shell that prints nothing.
 SHOWN = re.compile(
-    r"""^(run|run_may_fail|podman_|say|audit|echo|printf|chaosvol_start|chaosvol_stop|serve|wait|sleep|set|
+    r"""^(run|run_may_fail|podman_|say|audit|echo|printf|chaosvol_start|chaosvol_stop|restart_dockerd|serve|wait|sleep|set|
     for|do|done|if|then|else|fi|case|esac|[A-Z_]+=|[a-z0-9|-]+\)|;;|\}|\)|\(.*\)\s*&$|[A-Za-z_]+\(\)\s*\{)""",
     re.VERBOSE,
 )
