@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import CHAOSVOL, load, percentile, start, stop  # noqa: E402
+from run import CHAOSVOL, load, percentile, start, stop
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ REQUESTS = {
 
 
 class Connection:
-    __slots__ = ("sock", "buffer", "sent_at", "need")
+    __slots__ = ("buffer", "need", "sent_at", "sock")
 
     def __init__(self, path: str) -> None:
         for attempt in range(200):

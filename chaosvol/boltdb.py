@@ -86,7 +86,7 @@ class _Bolt:
         metas = [meta for meta in (self._meta(0), self._meta(1)) if meta is not None]
         if not metas:
             raise BoltError("no valid bbolt meta page (not a bbolt file, or a corrupt one)")
-        self.page_size, self.root, txid = max(metas, key=lambda meta: meta[2])
+        self.page_size, self.root, _txid = max(metas, key=lambda meta: meta[2])  # the newest transaction's meta
 
     def _meta(self, index: int) -> tuple[int, int, int] | None:
         # The page size is not known before a meta page is read; page 1 sits at offset page_size.

@@ -223,7 +223,7 @@ class PrivateDockerd:
 
     def docker(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.cli, *args], capture_output=True, text=True, env=self.environment(), timeout=timeout
+            [self.cli, *args], capture_output=True, text=True, env=self.environment(), timeout=timeout, check=False
         )
         if check and result.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
@@ -244,10 +244,10 @@ class PrivateDockerd:
                 self.process.kill()
                 self.process.wait()
         if self.directory is not None and not keep_state:
-            subprocess.run(["umount", str(self.directory / "exec" / "netns" / "default")], capture_output=True)
+            subprocess.run(["umount", str(self.directory / "exec" / "netns" / "default")], capture_output=True, check=False)
             # Unmount anything an unclean stop left behind, deepest first, then delete.
             mounts = Path("/proc/mounts").read_text().split("\n")
             inside = sorted((m.split()[1] for m in mounts if len(m.split()) > 1 and m.split()[1].startswith(str(self.directory))), reverse=True)
             for mountpoint in inside:
-                subprocess.run(["umount", "-l", mountpoint], capture_output=True)
+                subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)
             shutil.rmtree(self.directory, ignore_errors=True)

@@ -78,7 +78,7 @@ class PrivatePodman:
         )
 
     def podman(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self.command(), *args], capture_output=True, text=True, env=self.environment(), timeout=timeout)
+        result = subprocess.run([*self.command(), *args], capture_output=True, text=True, env=self.environment(), timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"podman {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
         return result
@@ -97,9 +97,9 @@ class PrivatePodman:
 
     def stop(self) -> None:
         """Remove every container and the whole state; unmount what is left under it."""
-        subprocess.run([*self.command(), "rm", "-af", "-t", "0"], capture_output=True, env=self.environment(), timeout=120)
+        subprocess.run([*self.command(), "rm", "-af", "-t", "0"], capture_output=True, env=self.environment(), timeout=120, check=False)
         mounts = Path("/proc/mounts").read_text().split("\n")
         inside = sorted((m.split()[1] for m in mounts if len(m.split()) > 1 and m.split()[1].startswith(str(self.directory))), reverse=True)
         for mountpoint in inside:
-            subprocess.run(["umount", "-l", mountpoint], capture_output=True)
+            subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)
         shutil.rmtree(self.directory, ignore_errors=True)

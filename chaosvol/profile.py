@@ -478,14 +478,14 @@ class _Loader:
         if options is not None and not (isinstance(options, yaml.ScalarNode) and options.tag == "tag:yaml.org,2002:null"):
             given = self.mapping(options, where, tuple(f.name for f in fields))
         missing = False
-        for field in fields:
-            if field.name in given:
+        for spec in fields:
+            if spec.name in given:
                 try:
-                    values[field.name] = self.typed(given[field.name], _join(where, field.name), hints[field.name])
+                    values[spec.name] = self.typed(given[spec.name], _join(where, spec.name), hints[spec.name])
                 except _Invalid:
                     pass
-            elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-                self.fail(options if options is not None else node, where, f"missing {field.name!r}; for example `{fault_type.example}`")
+            elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                self.fail(options if options is not None else node, where, f"missing {spec.name!r}; for example `{fault_type.example}`")
                 missing = True
         if missing or len(values) != len(given):
             raise _Invalid()

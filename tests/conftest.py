@@ -39,7 +39,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"chaosvol tests; CI={os.environ.get('CI', '')!r} (in CI, a dockerd that cannot start fails the e2e tests)"
 
 
-from hypothesis import settings as _hypothesis_settings  # noqa: E402
+from hypothesis import settings as _hypothesis_settings
 
 # Bounded in CI; `HYPOTHESIS_PROFILE=long scripts/test tests/shell/test_fuzz.py` runs the long fuzz.
 _hypothesis_settings.register_profile("ci", max_examples=100, deadline=None)

@@ -135,7 +135,10 @@ def _read_spec_file(path: Path) -> Address:
     return parse_address(text, origin=str(path))
 
 
-def open_backend(spec: str, *, own_socket: str | None = None, timeouts: ClientTimeouts = ClientTimeouts()) -> Backend:
+DEFAULT_TIMEOUTS = ClientTimeouts()  # frozen: one shared default is safe
+
+
+def open_backend(spec: str, *, own_socket: str | None = None, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS) -> Backend:
     """The Backend a `--backend` value names.
 
     Args:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from chaosvol.durations import Seconds
-from chaosvol.effects import Crash as CrashEffect, Plan
+from chaosvol.effects import Crash as CrashEffect
+from chaosvol.effects import Plan
 from chaosvol.faults import FaultContext, register
 from chaosvol.protocol import PluginCall
 

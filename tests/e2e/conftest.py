@@ -106,7 +106,7 @@ def plugin_name(session_token: str, dockerd: PrivateDockerd) -> str:
 def backend_root() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="cve2e", dir="/tmp"))
     yield directory
-    subprocess.run(["rm", "-rf", str(directory)])
+    subprocess.run(["rm", "-rf", str(directory)], check=False)
 
 
 @dataclass
@@ -123,7 +123,7 @@ class Chaosvol:
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`chaosvol ctl --name NAME ARGS...` as a user runs it; it must succeed."""
-        result = subprocess.run([sys.executable, "-m", "chaosvol", "ctl", "--name", self.name, *args], capture_output=True, text=True, timeout=120)
+        result = subprocess.run([sys.executable, "-m", "chaosvol", "ctl", "--name", self.name, *args], capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, f"ctl {' '.join(args)}: {result.returncode} {result.stderr}"
         return result
 
@@ -215,7 +215,7 @@ class Scenario:
         result = subprocess.run(
             [sys.executable, "-m", "chaosvol", "audit", "--docker-host", self.dockerd.host, "--driver", name,
              "--backend", f"builtin:{self.backend_root}", "--events", str(self.directory / f"events-{name}.jsonl"), "--json"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True, text=True, timeout=120, check=False,
         )
         assert result.returncode in (0, 1), result.stderr
         findings = json.loads(result.stdout)

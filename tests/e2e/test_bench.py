@@ -19,7 +19,7 @@ def test_the_quick_benchmark_produces_every_figure_the_table_and_the_plot(docker
     out, plot = tmp_path / "results.json", tmp_path / "cdf.png"
     result = subprocess.run(
         [sys.executable, str(BENCH), "--quick", "--out", str(out), "--plot", str(plot)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())

@@ -27,7 +27,7 @@ PODMAN = {
 
 
 def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["bash", *command], capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(["bash", *command], capture_output=True, text=True, timeout=300, env=env, check=False)
     assert result.returncode == 0, f"{command}: exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.dockerd import IMAGE
+from tests.support.dockerd import IMAGE, PrivateDockerd
 from tests.support.events import call_lines
 
 REPO = Path(__file__).parents[2]
 
 
 class Managed:
-    def __init__(self, dockerd: Any) -> None:
+    def __init__(self, dockerd: PrivateDockerd) -> None:
         self.dockerd = dockerd
         self.plugins: list[str] = []
         self.token = secrets.token_hex(3)
@@ -38,7 +38,7 @@ class Managed:
         self.plugins.append(f"{name}:latest")
         result = subprocess.run(
             ["bash", str(REPO / "scripts" / "build-plugin"), "--name", name],
-            env=self.dockerd.environment(), capture_output=True, text=True, timeout=900,
+            env=self.dockerd.environment(), capture_output=True, text=True, timeout=900, check=False,
         )
         print(result.stderr)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -53,7 +53,7 @@ class Managed:
     def ctl(self, name: str, *args: str) -> str:
         """`chaosvol ctl --plugin NAME ...`: the managed plugin's control socket, found through dockerd."""
         result = subprocess.run(
-            [sys.executable, "-m", "chaosvol", "ctl", "--plugin", name, *args], capture_output=True, text=True, timeout=60, env=self.dockerd.environment()
+            [sys.executable, "-m", "chaosvol", "ctl", "--plugin", name, *args], capture_output=True, text=True, timeout=60, env=self.dockerd.environment(), check=False
         )
         assert result.returncode == 0, result.stderr
         return result.stdout

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def ls(scenario: Any, driver: str | None = None) -> list[tuple[str, str]]:
     out = scenario.docker("volume", "ls", "--format", "{{.Driver}} {{.Name}}").stdout.split("\n")
     pairs = [tuple(line.split()) for line in out if line.strip()]
-    return [p for p in pairs if driver is None or p[0] == driver]  # type: ignore[misc]
+    return [(p[0], p[1]) for p in pairs if driver is None or p[0] == driver]
 
 
 def inspect(scenario: Any, volume: str) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def test_slow_activate_blocks_volume_ls_until_the_plugin_answers(scenario: Any) 
     finally:
         if ls_process.poll() is None:
             ls_process.kill()
-        out, _ = ls_process.communicate()
+        ls_process.communicate()
     assert ls_process.returncode == 0 and time.monotonic() - started > 4
 
 

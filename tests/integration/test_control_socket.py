@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 from chaosvol.backends.directory import DirectoryBackend
 from chaosvol.engine import ChaosEngine
@@ -62,7 +63,7 @@ async def test_ctl_round_trip_while_500_calls_are_held(short_tmp: str, nursery: 
     clients = []
     for _ in range(held):
         clients.append(DaemonClient(await trio.open_unix_socket(sock)))
-        await trio.sleep(0)  # the server, in this same loop, accepts as we go: the backlog never fills
+        await trio.lowlevel.checkpoint()  # the server, in this same loop, accepts as we go: the backlog never fills
 
     async def call(client: DaemonClient, index: int) -> None:
         answers.append(await client.call(remove(f"v{index}")))
@@ -131,10 +132,9 @@ async def test_ctl_without_a_proxy_says_so_and_exits_2(short_tmp: str) -> None:
 
 @pytest.mark.usefixtures("deadline")
 async def test_ctl_load_refuses_a_bad_profile_with_check_s_message_and_keeps_the_old(short_tmp: str, nursery: trio.Nursery) -> None:
-    server, sock, control = await start(nursery, short_tmp, DirectoryBackend(f"{short_tmp}/vols"), rule("drop", op="Remove", name="d"))
+    server, _sock, control = await start(nursery, short_tmp, DirectoryBackend(f"{short_tmp}/vols"), rule("drop", op="Remove", name="d"))
     bad = f"{short_tmp}/bad.yaml"
-    with open(bad, "w") as handle:
-        handle.write("version: 1\nrules:\n  - match: {op: Remov}\n    action: drop\n")
+    await trio.Path(bad).write_text("version: 1\nrules:\n  - match: {op: Remov}\n    action: drop\n")
     code, _, err, _ = await ctl(control, "load", bad)
     check = await trio.run_process([sys.executable, "-m", "chaosvol", "check", bad], capture_stderr=True, check=False)
     assert code == 2 and err == check.stderr.decode()

@@ -9,6 +9,7 @@ import resource
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -30,17 +31,18 @@ def rss_mb(pid: int) -> float:
 
 
 async def test_ten_thousand_delayed_calls_in_flight_are_all_answered_and_nothing_leaks(short_tmp: str) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     calls = min(10_000, hard - 500)
     sock, profile = f"{short_tmp}/p.sock", Path(short_tmp) / "p.yaml"
     # Long enough that the first call is still parked when the last one arrives, on a slow day.
     profile.write_text("version: 1\nrules:\n  - {match: {op: Get}, action: {delay: {duration: 20s}}}\n")
-    proxy = subprocess.Popen(
+    proxy = await trio.to_thread.run_sync(partial(
+        subprocess.Popen,
         [sys.executable, "-m", "chaosvol", "serve", "--socket", sock, "--backend", f"builtin:{short_tmp}/v",
          "--profile", str(profile), "--log-level", "warning"],
         stderr=subprocess.PIPE, text=True,
-    )
+    ))
     try:
         assert proxy.stderr is not None
         while "serving" not in proxy.stderr.readline():

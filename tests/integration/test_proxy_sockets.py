@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import h11
 import pytest
 import trio
 
@@ -22,7 +23,19 @@ from chaosvol.profile import PASSTHROUGH
 from chaosvol.protocol import Operation, PluginCall, PluginReply
 from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings
-from tests.support.builders import DOCKERD_REQUESTS, PODMAN_REQUESTS, activate, create, get, list_, mount, profile, remove, rule, unmount
+from tests.support.builders import (
+    DOCKERD_REQUESTS,
+    PODMAN_REQUESTS,
+    activate,
+    create,
+    get,
+    list_,
+    mount,
+    profile,
+    remove,
+    rule,
+    unmount,
+)
 from tests.support.fakes import DaemonClient
 from tests.support.oddbackend import OddBackend, activate_then, http
 
@@ -257,7 +270,7 @@ async def test_shutdown_answers_in_flight_calls_cuts_hung_ones_and_removes_the_s
         async def call(name: str, client: DaemonClient, request: PluginCall) -> None:
             try:
                 results[name] = (await client.call(request)).status
-            except Exception as exc:  # the hung call is cut: the connection closes unanswered
+            except (trio.BrokenResourceError, h11.RemoteProtocolError) as exc:  # the hung call is cut: the connection closes unanswered
                 results[name] = type(exc).__name__
 
         inner.start_soon(call, "slow", slow, get("v"))

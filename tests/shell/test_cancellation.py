@@ -30,7 +30,7 @@ async def test_a_call_cut_while_sleeping_or_hanging_closes_its_connection_and_is
     backend = RecordingBackend()
     rules = profile(rule({"delay": {"duration": "1h"}}, op="Get"), rule("hang", op="Create"), rule("hold", op="Remove"))
     server = PluginServer(ServeSettings("t", "/x", "r"), backend, ChaosEngine(rules), events)
-    daemons = []
+    daemons: list[DaemonClient] = []
     async with trio.open_nursery() as outer:
         outer.start_soon(events.run)
         async with trio.open_nursery() as connections:
@@ -101,7 +101,7 @@ async def test_a_backend_call_that_times_out_never_returns_its_connection_to_the
         assert str(exc) == "backend silent timed out: no answer to Get in 5s"
     assert trio.current_time() == 5.0
     await trio.testing.wait_all_tasks_blocked()
-    assert len(backend_sides) == 1 and client._idle == []  # noqa: SLF001  the broken connection is gone
+    assert len(backend_sides) == 1 and client._idle == []
     await client.aclose()
 
 

@@ -256,7 +256,7 @@ def test_an_answer_s_err_is_worked_out_only_when_its_line_is_written() -> None:
 
     reply = PluginReply(200, b'{"Volumes": [], "Err": ""}\n')
     record = CallRecord(0.0, 1, 1, "List", None, None, None, None, True, BackendOutcome(reply), reply, 0.0)
-    assert reply._cache == {}  # noqa: SLF001  nothing decoded on the call's path
+    assert reply._cache == {}
     assert record.to_json()["reply"] == {"status": 200, "err": None} and record.retained_bytes == len(reply.body)
 
 

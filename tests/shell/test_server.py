@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 from typing import Any
 
+import h11
 import pytest
 import trio
 import trio.testing
@@ -188,15 +190,13 @@ def _example_rule(word: str) -> dict[str, Any]:
 async def test_every_registered_example_runs_through_the_shell(word: str, autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
     proxy = await start_proxy(nursery, _example_rule(word))
     fault = FAULTS[word]
-    operation = sorted(fault.operations or {Operation.MOUNT}, key=lambda op: op.value)[0]
+    operation = min(fault.operations or {Operation.MOUNT}, key=lambda op: op.value)
     call = PluginCall.build(operation, "v", mount_id="a" * 64 if operation in (Operation.MOUNT, Operation.UNMOUNT) else None)
     client = proxy.connect()
     await client.send_raw(client.wire.request_bytes(call, b""))
     with trio.move_on_after(200):
-        try:
-            await client.read_reply()
-        except Exception:
-            pass  # reset and hang end without an answer: what matters is the record below
+        with contextlib.suppress(trio.BrokenResourceError, h11.RemoteProtocolError):  # reset and hang end unanswered:
+            await client.read_reply()  # what matters is the record below
     await client.stream.aclose()
     await trio.sleep(200)
     (record,) = await proxy.records()

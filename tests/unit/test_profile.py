@@ -52,8 +52,8 @@ def test_hang_forward_takes_a_word_or_a_duration() -> None:
 
 def test_unknown_keys_are_errors_with_a_suggestion() -> None:
     lines = problems("version: 1\nrules:\n  - match: {op: Remove}\n    action: drop\n    tims: 1\n")
-    assert lines == ["p.yaml:5:5: rules[0].tims: unknown key 'tims' (did you mean 'times'?); allowed: "
-                     "name, description, match, after, from_activation, times, probability, action, actions"]
+    assert lines == [("p.yaml:5:5: rules[0].tims: unknown key 'tims' (did you mean 'times'?); allowed: "
+                      "name, description, match, after, from_activation, times, probability, action, actions")]
 
 
 def test_a_bad_duration_points_at_the_value() -> None:

@@ -108,7 +108,7 @@ def test_names_with_glob_characters_are_matched_literally() -> None:
 
 # -- the property: any profile, any calls ----------------------------------------------------------
 
-ACTIONS = st.sampled_from([
+ACTIONS: st.SearchStrategy[Any] = st.sampled_from([
     "drop", "pass", "hide",
     {"delay": {"duration": "40ms", "jitter": "35ms"}},
     {"delay": {"duration": "1s", "jitter": "999ms", "when": "after"}},
