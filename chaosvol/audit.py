@@ -59,6 +59,10 @@ class DaemonView:
     # without one is there only because the plugin's List returned it.
     records: Mapping[str, VolumeRecord] | None = None
     records_note: str | None = None  # why `records` is None
+    # How this dockerd records a plain `docker volume create` (no labels, no options): `{}` (20.10,
+    # measured), or null as a lookup's re-adoption does (26.1, measured; assumed for every later
+    # version). Only with `{}` does a null record tell a re-adoption apart from a plain create.
+    plain_create_is_null: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,11 +250,14 @@ class _Judge:
                             evidence=self._ev(RECORDS, TOLD, KEPT))]
         if log is None:
             return []
-        if record.labels is None and record.options is None and (name in log.purged_while_kept or name in log.remove_failed):
+        lookup_record = record.labels is None and record.options is None
+        after_failed_remove = name in log.remove_failed and not self.daemon.plain_create_is_null
+        if lookup_record and (name in log.purged_while_kept or after_failed_remove):
             # Purged (or dropped by a forced rm after a failed Remove, which leaves no trace in the
             # calls), then re-adopted by a lookup: the record it wrote again carries neither labels
             # nor options (a `docker volume create` that adopts it writes its own: on 20.10 `{}`
-            # when none; 26.1 writes null then, so there a plain create looks like a lookup).
+            # when none; 26.1 writes null then, so there a plain create looks like a lookup: after
+            # a failed Remove, which a plain failed `rm` leaves too, it says nothing there).
             how = "" if name in log.purged_while_kept else " (after its Remove failed: a forced rm drops the record)"
             return [Finding(name, "metadata-lost", f"re-adopted {name!r} without the labels and options it was created with{how}",
                             f"kept {name!r} all along", evidence=self._ev(TOLD, RECORDS, KEPT))]

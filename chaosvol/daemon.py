@@ -29,7 +29,9 @@ def daemon_view(docker_host: str | None) -> DaemonView:
         try:
             listed: dict[str, Any] = client.api.volumes()
             containers: list[dict[str, Any]] = client.api.containers()  # running ones only
-            root_dir = str(client.api.info().get("DockerRootDir") or "")
+            info: dict[str, Any] = client.api.info()
+            root_dir = str(info.get("DockerRootDir") or "")
+            version = str(info.get("ServerVersion") or "")
             socket_path = _unix_socket(str(client.api.base_url), docker_host)
         finally:
             client.close()
@@ -47,7 +49,10 @@ def daemon_view(docker_host: str | None) -> DaemonView:
                 key = (mount.get("Driver", ""), mount.get("Name", ""))
                 in_use[key] = in_use.get(key, ()) + (container.get("Id", "")[:12],)
     records, why = dockerd_records(socket_path, root_dir)
-    return DaemonView(volumes, tuple(listed.get("Warnings") or ()), in_use, records=records, records_note=why)
+    major = version.split(".")[0]
+    plain_create_is_null = not (major.isdigit() and int(major) <= 20)  # 20.10 records `{}` (see DaemonView)
+    return DaemonView(volumes, tuple(listed.get("Warnings") or ()), in_use, records=records, records_note=why,
+                      plain_create_is_null=plain_create_is_null)
 
 
 def dockerd_records(socket_path: str | None, root_dir: str) -> tuple[dict[str, VolumeRecord] | None, str | None]:
