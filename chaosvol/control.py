@@ -43,8 +43,8 @@ from chaosvol.errors import ChaosvolError, ProfileError, RequestError, UsageErro
 from chaosvol.holds import HoldMatch
 from chaosvol.profile import parse_profile
 from chaosvol.protocol import OPERATION_BY_NAME, PluginReply
-from chaosvol.streams import RECEIVE_SIZE
-from chaosvol.unix import open_unix_listener
+from chaosvol.streams import RECEIVE_SIZE, SocketStream
+from chaosvol.unix import accept_forever, open_unix_listener
 from chaosvol.wire import Refused, ServerSide, WireState
 
 if TYPE_CHECKING:
@@ -143,14 +143,10 @@ class ControlServer:
             with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as nursery:
                     task_status.started(self)
-                    while True:
-                        try:
-                            stream = await listener.accept()
-                        except OSError as exc:
-                            log.error("control: cannot accept: %s; retrying in 100ms", exc.strerror or exc)
-                            await trio.sleep(0.1)
-                            continue
+                    def handle(stream: SocketStream) -> None:
                         nursery.start_soon(self.handle_connection, stream)
+
+                    await accept_forever(listener, handle, what="control socket")
         finally:
             with trio.CancelScope(shield=True):
                 await listener.aclose()

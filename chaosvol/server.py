@@ -36,8 +36,8 @@ from chaosvol.profile import Profile
 from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply
 from chaosvol.retries import RetryLink, RetryTracker
 from chaosvol.settings import ServeSettings
-from chaosvol.streams import RECEIVE_SIZE
-from chaosvol.unix import UnixListener, open_unix_listener
+from chaosvol.streams import RECEIVE_SIZE, SocketStream
+from chaosvol.unix import UnixListener, accept_forever, open_unix_listener
 from chaosvol.wire import Refused, ServerWire, WireState
 
 log = logging.getLogger(__name__)
@@ -300,15 +300,11 @@ class PluginServer:
                 connection.scope.cancel()
 
     async def _accept_loop(self, listener: UnixListener, nursery: trio.Nursery) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:  # EMFILE and friends: wait for descriptors to come back
-                log.error("cannot accept a connection: %s; retrying in 100ms", exc.strerror or exc)
-                await trio.sleep(0.1)
-                continue
+        def handle(stream: SocketStream) -> None:
             self._next_connection += 1
             nursery.start_soon(self.handle_connection, stream, self._next_connection)
+
+        await accept_forever(listener, handle, what="plugin socket")
 
     # -- one connection -----------------------------------------------------------------------
 

@@ -10,12 +10,14 @@ still ours, so a successor that took the path over keeps its socket.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import socket
 import stat
 import tempfile
-from typing import Final
+from collections.abc import Callable
+from typing import Final, NoReturn
 
 import trio
 
@@ -30,6 +32,7 @@ MAX_SOCKET_PATH: Final = 107
 
 
 # accept(2) errors that concern one connection that is already gone, not the listener (as trio).
+_log = logging.getLogger("chaosvol.unix")
 _GONE_BEFORE_ACCEPT: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 
@@ -163,3 +166,23 @@ def _why(exc: OSError, path: str) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"{exc.strerror}: this user may not create it there (run as root, or choose another --name/--socket)"
     return exc.strerror or str(exc)
+
+
+# Out of resources for now: the only accept errors worth waiting out (as trio's serve_listeners).
+CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+
+
+async def accept_forever(listener: UnixListener, handle: Callable[[SocketStream], None], *, what: str) -> NoReturn:
+    """Hand every connection `listener` accepts to `handle` (which starts its task). Running out
+    of descriptors or memory is logged and waited out (100 ms, then again); any other error is
+    raised: it will not go away by itself, and a loop that retried it would spin forever."""
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno not in CAPACITY_ERRNOS:
+                raise
+            _log.error("%s: cannot accept a connection: %s; retrying in 100ms", what, exc.strerror or exc)
+            await trio.sleep(0.1)
+            continue
+        handle(stream)
