@@ -15,6 +15,7 @@ from typing import Final, TextIO
 import trio
 
 from chaosvol.events import CallRecord
+from chaosvol.protocol import LARGE_BODY
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,6 @@ QUEUE_SIZE: Final = 16_384
 # 10,000 volumes weigh more than thousands of small calls).
 RECENT_EVENTS: Final = 10_000
 RECENT_BYTES: Final = 32 * 1024 * 1024
-# A record keeping more than this is turned into its line at once, so that a slow disk never
-# keeps large replies queued.
-LARGE_RECORD: Final = 64 * 1024
 
 
 class EventLog:
@@ -68,7 +66,8 @@ class EventLog:
         if self._closed or len(self._pending) >= QUEUE_SIZE:
             self.lost += 1
             return
-        self._pending.append(record.to_line() if record.retained_bytes > LARGE_RECORD else record)
+        # A large record becomes its line at once: a slow disk never keeps large replies queued.
+        self._pending.append(record.to_line() if record.retained_bytes > LARGE_BODY else record)
         if self._writer is not None:
             trio.lowlevel.reschedule(self._writer)
             self._writer = None

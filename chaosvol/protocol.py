@@ -257,7 +257,7 @@ class PluginReply:
         return cache["err"]  # type: ignore[no-any-return]
 
     def _err(self) -> str | None:
-        if self.status == 200 and len(self.body) > _LARGE_BODY:
+        if self.status == 200 and len(self.body) > LARGE_BODY:
             # A JSON object with no Err key at all, or whose one Err key is its last member and
             # empty (how Go plugins end every answer), is a success without decoding it: in
             # valid JSON those closing bytes can only be the top-level object's last member, and
@@ -291,7 +291,11 @@ class PluginReply:
         return PluginReply.json(payload, self.status)
 
 
-_LARGE_BODY: Final = 64 * 1024
+# The one size policy: an answer or record of LARGE_BODY bytes or more is "large". A large answer
+# is judged without decoding it (`ok`), passed on to the daemon as it arrives when no rule
+# rewrites it (backends.client), written after its head rather than copied into one buffer with
+# it (server), and a large event-log record is turned into its line at once (eventlog).
+LARGE_BODY: Final = 64 * 1024
 
 
 def injected_message(operation: Operation, what: str = "failed") -> str:

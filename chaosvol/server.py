@@ -33,7 +33,7 @@ from chaosvol.eventlog import EventLog, RecentEvents
 from chaosvol.events import BackendOutcome, CallRecord, Outcome, header_line
 from chaosvol.holds import HoldRegistry
 from chaosvol.profile import Profile
-from chaosvol.protocol import ACTIVATE_BODY, Operation, PluginCall, PluginReply
+from chaosvol.protocol import ACTIVATE_BODY, LARGE_BODY, Operation, PluginCall, PluginReply
 from chaosvol.retries import RetryLink, RetryTracker
 from chaosvol.settings import ServeSettings
 from chaosvol.streams import RECEIVE_SIZE, SocketStream
@@ -42,9 +42,8 @@ from chaosvol.wire import Refused, ServerWire, WireState
 
 log = logging.getLogger(__name__)
 
-# A body at least this long is written after its head rather than copied into one buffer with
+# A body of LARGE_BODY or more is written after its head rather than copied into one buffer with
 # it (a List of 10,000 volumes is about 870 KB: that copy costs about 35 us).
-LARGE_BODY: Final = 65536
 ACTIVATE_REPLY: Final = PluginReply(200, ACTIVATE_BODY)
 
 

@@ -29,7 +29,7 @@ import trio
 
 from chaosvol.backends import AnswerSink, Connector
 from chaosvol.errors import BackendError, BackendProtocolError, BackendTimeout, BackendUnavailable
-from chaosvol.protocol import Operation, PluginCall, PluginReply, field_of
+from chaosvol.protocol import LARGE_BODY, Operation, PluginCall, PluginReply, field_of
 from chaosvol.streams import RECEIVE_SIZE
 from chaosvol.wire import ClientWire, WireState
 
@@ -44,9 +44,8 @@ DEFAULT_TIMEOUT_LONG: Final = 120.0 + 10.0
 DEFAULT_TIMEOUT_SHORT: Final = 60.0 + 10.0
 # Idle connections kept per backend; dockerd itself keeps 2, we serve many daemons' bursts.
 MAX_IDLE: Final = 64
-# An answer this long is passed on as it arrives when the caller can take it (call_streaming):
-# store and forward made a List of 10,000 volumes (870 KB) take twice as long as without the proxy.
-STREAM_FROM: Final = 64 * 1024
+# An answer of LARGE_BODY or more is passed on as it arrives when the caller can take it
+# (call_streaming): store and forward made a List of 10,000 volumes (870 KB) take twice as long.
 # Reads: RECEIVE_SIZE, or up to 1 MiB at a time once a long answer's length is known.
 MAX_RECEIVE_SIZE: Final = 1024 * 1024
 _RETRYABLE_CONNECT: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN})
@@ -118,7 +117,7 @@ class PluginClient:
         return await self.call_streaming(call, None)
 
     async def call_streaming(self, call: PluginCall, sink: AnswerSink | None) -> PluginReply:
-        """`call()`, passing an answer of STREAM_FROM bytes or more on to `sink` as it arrives
+        """`call()`, passing an answer of LARGE_BODY bytes or more on to `sink` as it arrives
         (see AnswerSink)."""
         timeout = self._timeouts.for_operation(call.operation)
         deadline = _Deadline(trio.current_time() + timeout, timeout, call.operation)
@@ -284,7 +283,7 @@ async def _pass_on(sink: AnswerSink, wire: ClientWire) -> tuple[AnswerSink | Non
     """Offer a long answer whose head is in to `sink`: the sink and the body bytes it still
     needs when it took it, else (None, 0)."""
     head = wire.head
-    if head is None or head.length < STREAM_FROM or not await sink.begin(head.status, head.content_type, head.length):
+    if head is None or head.length < LARGE_BODY or not await sink.begin(head.status, head.content_type, head.length):
         return None, 0
     so_far = wire.body_so_far()
     if so_far:

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import trio
 
-from chaosvol.backends.client import STREAM_FROM, ClientTimeouts, PluginClient
+from chaosvol.backends.client import ClientTimeouts, PluginClient
 from chaosvol.engine import ChaosEngine
 from chaosvol.eventlog import EventLog
 from chaosvol.profile import PASSTHROUGH
-from chaosvol.protocol import PluginCall, PluginReply
+from chaosvol.protocol import LARGE_BODY, PluginCall, PluginReply
 from chaosvol.server import PluginServer
 from chaosvol.settings import ServeSettings
 from chaosvol.streams import open_unix_stream
@@ -77,7 +77,7 @@ async def records(log: io.StringIO) -> list[dict[str, Any]]:
 
 
 async def test_a_long_answer_reaches_the_daemon_byte_for_byte_and_is_logged_whole(short_tmp: str, nursery: trio.Nursery, deadline: None) -> None:
-    assert len(LIST_BODY) > 2 * STREAM_FROM
+    assert len(LIST_BODY) > 2 * LARGE_BODY
     odd_type = "application/json; charset=\xe9"  # a header value that is not ASCII goes through too
     daemon, log = await proxy(nursery, short_tmp, http(PluginReply(200, LIST_BODY, odd_type)))
     for _ in range(2):  # and the connections on both sides serve the next call
