@@ -300,7 +300,7 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(_name(args), socket_path, backend_label, control_path)
     _raise_descriptor_limit()
     rules = len(profile.rules)
-    draws = any(rule.probability < 1 or getattr(action, "jitter", 0) for rule in profile.rules for action in rule.actions)
+    draws = any(rule.draws for rule in profile.rules)
     how = f" (chosen at random: --seed {seed} replays this run)" if chosen and draws else ""
     profile_line = f"profile {profile.source} ({rules} rule{'s' if rules != 1 else ''}), seed {seed}{how}"
     server = PluginServer(settings, backend, engine, events, seed_override=args.seed)

@@ -110,6 +110,11 @@ class Rule:
         return "+".join(action.word for action in self.actions)
 
     @property
+    def draws(self) -> bool:
+        """Whether the rule draws random numbers: a probability, or an action that draws."""
+        return self.probability < 1 or any(action.draws() for action in self.actions)
+
+    @property
     def sees_list_entries(self) -> bool:
         return any(action.sees_list_entries for action in self.actions)
 

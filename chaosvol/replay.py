@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,26 +115,15 @@ def _actions(event: CallEvent, rule: Rule | None) -> tuple[list[Any] | None, str
         sees_entries = any(FAULTS[action.word].sees_list_entries for action in event.decision)
         return written, event.decision_volume if sees_entries else None, ""
     if rule is not None:  # schema 1, with the original profile
-        written = [profile_action(action.word, _nominal(action)) for action in rule.actions]
+        written = [profile_action(action.word, options_of(action.nominal())) for action in rule.actions]
         note = "a jittered delay replays at its nominal duration (a schema 1 log did not record the one drawn)"
-        return written, rule.match.volume if rule.sees_list_entries else None, note if _draws(rule) else ""
+        return written, rule.match.volume if rule.sees_list_entries else None, note if any(action.draws() for action in rule.actions) else ""
     words = (event.action or "").split("+")
     for word in words:
         fault = FAULTS.get(word)
         if fault is None or any(f.default is dataclasses.MISSING for f in dataclasses.fields(fault)):
             return None, None, f"{event.action} needs options a schema 1 log does not keep; pass the run's profile with --profile"
     return list(words), None, ""
-
-
-def _nominal(action: Any) -> Mapping[str, Any]:
-    options = options_of(action)
-    if "jitter" in options:
-        options["jitter"] = 0.0
-    return options
-
-
-def _draws(rule: Rule) -> bool:
-    return any(options_of(action).get("jitter") for action in rule.actions)
 
 
 def _glob_escape(name: str) -> str:

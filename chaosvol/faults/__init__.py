@@ -18,7 +18,9 @@ A fault that draws from the rule's random stream or leaves something to the call
 message) defines `resolve(self, call, context)`: the same fault with every choice made for this
 call (a delay's drawn duration and no jitter). The engine plans from the resolved fault, and
 the event log records it, so a run can be replayed from its log alone. The default is the
-fault itself.
+fault itself. One that draws with its options says so with `draws(self) -> bool` (default
+False: `chaosvol serve` then says a random seed was chosen) and gives `nominal(self)`, the same
+fault drawing nothing (default: itself; what replay uses when a log did not record the draw).
 """
 
 from __future__ import annotations
@@ -65,9 +67,21 @@ class Fault(Protocol):
 
     def resolve(self, call: PluginCall, context: FaultContext) -> Any: ...
 
+    def draws(self) -> bool: ...
+
+    def nominal(self) -> Any: ...
+
 
 def _unresolved(self: Any, call: PluginCall, context: FaultContext) -> Any:
     return self  # nothing drawn, nothing left to the call: the fault is its own decision
+
+
+def _draws_nothing(self: Any) -> bool:
+    return False
+
+
+def _itself(self: Any) -> Any:
+    return self
 
 
 FAULTS: Final[dict[str, type[Any]]] = {}
@@ -85,8 +99,10 @@ def register(word: str) -> Callable[[F], F]:
         for name, default in (("operations", None), ("sees_list_entries", False)):
             if name not in vars(cls) and not any(name in vars(base) for base in cls.__mro__[1:-1]):
                 setattr(cls, name, default)
-        if "resolve" not in vars(cls):
-            cls.resolve = _unresolved
+        methods: tuple[tuple[str, Callable[..., Any]], ...] = (("resolve", _unresolved), ("draws", _draws_nothing), ("nominal", _itself))
+        for method, implementation in methods:
+            if method not in vars(cls):
+                setattr(cls, method, implementation)
         FAULTS[word] = cls
         return cls
 

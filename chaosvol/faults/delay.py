@@ -31,6 +31,12 @@ class Delay:
             return [f"a delay of up to {longest:g}s is past Podman's {PODMAN_PLUGIN_TIMEOUT:g}s plugin timeout: under Podman the call fails (no retry)"]
         return []
 
+    def draws(self) -> bool:
+        return bool(self.jitter)
+
+    def nominal(self) -> Delay:
+        return Delay(self.duration, 0.0, self.when)
+
     def resolve(self, call: PluginCall, context: FaultContext) -> Delay:
         """The delay this call gets: the jitter drawn (to the microsecond), none left."""
         if not self.jitter:

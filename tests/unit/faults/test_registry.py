@@ -33,3 +33,22 @@ def test_each_fault_has_a_docstring_and_an_example_that_loads(word: str) -> None
 def test_the_contracts_actions_are_all_registered() -> None:
     contract = {"pass", "drop", "delay", "error", "hang", "reset", "corrupt", "hide", "ghost", "hold", "crash"}
     assert contract == set(FAULTS)
+
+
+@pytest.mark.parametrize("word", sorted(FAULTS))
+def test_each_fault_says_whether_it_draws_and_its_nominal_form_draws_nothing(word: str) -> None:
+    fault = FAULTS[word]
+    operations = fault.operations
+    op = "Mount" if operations is None or word == "corrupt" else min(o.value for o in operations)
+    action = fault.example if yaml.safe_load(fault.example) == word else "{" + fault.example + "}"
+    (loaded,) = parse_profile(f"version: 1\nrules:\n  - match: {{op: {op}}}\n    action: {action}\n", "x.yaml").rules[0].actions
+    assert isinstance(loaded.draws(), bool)
+    assert loaded.nominal().draws() is False and loaded.nominal().word == word
+
+
+def test_a_jittered_delay_draws_and_its_nominal_form_is_the_nominal_duration() -> None:
+    from chaosvol.faults.delay import Delay
+
+    jittered = Delay(1.0, 0.5, "after")
+    assert jittered.draws() and not Delay(1.0).draws()
+    assert jittered.nominal() == Delay(1.0, 0.0, "after")
