@@ -589,8 +589,7 @@ class _Loader:
                         self.fail(match_keys["op"], f"{where}.match.op", f"{action.word} works on {allowed}, not {bad}")
                 return None
         for action in actions:
-            check = getattr(action, "operations_problem", None)
-            problem = check(operations) if check is not None else None
+            problem = action.operations_problem(operations)
             if problem:
                 self.fail(match_keys.get("op", action_node), f"{where}.match.op", problem)
                 return None
@@ -676,6 +675,6 @@ def advice(profile: Profile) -> list[str]:
     for index, rule in enumerate(profile.rules):
         where = f"{rule.position}: " if rule.position is not None else ""
         for action in rule.actions:
-            for text in getattr(action, "advice", list)():
+            for text in action.advice():
                 notes.append(f"{where}rules[{index}] ({rule.name}): warning: {text}")
     return notes

@@ -12,7 +12,9 @@ else lists the faults. Class variables a fault may set:
 
 A fault may also define `advice(self) -> list[str]`: what a profile author should know about
 these options (for example, that a client such as Podman reads the fault differently);
-`chaosvol check` prints it as warnings.
+`chaosvol check` prints it as warnings (default: none). And `operations_problem(self,
+operations) -> str | None`: why these options cannot work on those operations, beyond
+`operations` (default: None; corrupt's `mountpoint` needs Mount or Path).
 
 A fault that draws from the rule's random stream or leaves something to the call (a default
 message) defines `resolve(self, call, context)`: the same fault with every choice made for this
@@ -71,6 +73,10 @@ class Fault(Protocol):
 
     def nominal(self) -> Any: ...
 
+    def advice(self) -> list[str]: ...
+
+    def operations_problem(self, operations: frozenset[Operation]) -> str | None: ...
+
 
 def _unresolved(self: Any, call: PluginCall, context: FaultContext) -> Any:
     return self  # nothing drawn, nothing left to the call: the fault is its own decision
@@ -82,6 +88,14 @@ def _draws_nothing(self: Any) -> bool:
 
 def _itself(self: Any) -> Any:
     return self
+
+
+def _no_advice(self: Any) -> list[str]:
+    return []
+
+
+def _no_problem(self: Any, operations: frozenset[Operation]) -> str | None:
+    return None
 
 
 FAULTS: Final[dict[str, type[Any]]] = {}
@@ -99,7 +113,10 @@ def register(word: str) -> Callable[[F], F]:
         for name, default in (("operations", None), ("sees_list_entries", False)):
             if name not in vars(cls) and not any(name in vars(base) for base in cls.__mro__[1:-1]):
                 setattr(cls, name, default)
-        methods: tuple[tuple[str, Callable[..., Any]], ...] = (("resolve", _unresolved), ("draws", _draws_nothing), ("nominal", _itself))
+        methods: tuple[tuple[str, Callable[..., Any]], ...] = (
+            ("resolve", _unresolved), ("draws", _draws_nothing), ("nominal", _itself),
+            ("advice", _no_advice), ("operations_problem", _no_problem),
+        )
         for method, implementation in methods:
             if method not in vars(cls):
                 setattr(cls, method, implementation)
