@@ -91,6 +91,8 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
         ("version: 1\nrules:\n  - {}\n", "rules[0]", "exactly one of action or actions"),
         ("version: 1\nrules:\n  - match: {op: Get}\n    action: {ghost: {names: []}}\n", "rules[0].action.ghost", "at least one name"),
         ("version: 1\nrules:\n  - match: {op: Get, opts: {a: b}}\n    action: error\n", "rules[0].match.opts", "Create only"),
+        ("version: 1\nrules:\n  - action: drop\n    from_activation: 0\n", "rules[0].from_activation", "1"),
+        ("version: 1\nrules:\n  - action: drop\n    from_activation: restart\n", "rules[0].from_activation", "whole number >= 1"),
     ],
 )
 def test_each_kind_of_mistake_is_named_with_its_field(text: str, where: str, says: str) -> None:
