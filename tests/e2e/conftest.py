@@ -16,7 +16,6 @@ rather than leaving dead plugin names behind (each would cost 15 s in every late
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -31,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.audit import run_audit
 from tests.support.dockerd import DockerdUnavailable, PrivateDockerd
 from tests.support.events import call_lines
 from tests.support.policy import unavailable
@@ -212,14 +212,7 @@ class Scenario:
     def audit(self, name: str | None = None) -> list[tuple[str, str]]:
         """`chaosvol audit --json` as a user runs it: (kind, volume) pairs for this test's volumes."""
         name = name or self.name
-        result = subprocess.run(
-            [sys.executable, "-m", "chaosvol", "audit", "--docker-host", self.dockerd.host, "--driver", name,
-             "--backend", f"builtin:{self.backend_root}", "--events", str(self.directory / f"events-{name}.jsonl"), "--json"],
-            capture_output=True, text=True, timeout=120, check=False,
-        )
-        assert result.returncode in (0, 1), result.stderr
-        findings = json.loads(result.stdout)
-        assert (result.returncode == 1) == bool(findings)
+        findings = run_audit(self.dockerd.host, name, self.backend_root, self.directory / f"events-{name}.jsonl")
         return sorted((f["kind"], f["volume"]) for f in findings if f["volume"] in self.volumes)
 
     def cleanup(self) -> None:

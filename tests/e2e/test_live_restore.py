@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import DOCKERDS, Chaosvol, start_chaosvol
+from tests.support.audit import run_audit
 from tests.support.dockerd import IMAGE, PrivateDockerd
 
 
@@ -47,21 +46,14 @@ def story(daemon: PrivateDockerd, tmp_path: Path, profile: str) -> tuple[Chaosvo
         seen["calls"] = [(e["op"], e["rule"]) for e in proxy.events()[before:]]
         meta = proxy.volume_dir("v1") / "meta.json"
         seen["mounts"] = json.loads(meta.read_text())["mounts"] if meta.exists() else None
-    except BaseException:
+    except BaseException:  # the test never gets the proxy to stop it
         proxy.stop()
         raise
     return proxy, seen
 
 
 def audit(daemon: PrivateDockerd, proxy: Chaosvol) -> list[tuple[str, str]]:
-    """`chaosvol audit --json` as a user runs it: (kind, volume) pairs."""
-    result = subprocess.run(
-        [sys.executable, "-m", "chaosvol", "audit", "--docker-host", daemon.host, "--driver", proxy.name,
-         "--backend", f"builtin:{proxy.backend_root}", "--events", str(proxy.events_path), "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    return sorted((f["kind"], f["volume"]) for f in json.loads(result.stdout))
+    return sorted((f["kind"], f["volume"]) for f in run_audit(daemon.host, proxy.name, proxy.backend_root, proxy.events_path))
 
 
 def test_lookups_failing_while_dockerd_restores_leak_the_mount_and_the_volume_cannot_be_removed(restartable: PrivateDockerd, tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ import yaml
 
 from chaosvol.boltdb import volume_records
 from chaosvol.private_dockerd import IMAGE, PrivateDockerd
+from tests.support.audit import run_audit
 
 # -- a run's plan: volumes, steps, faults (pure, from the seed) --------------------------------
 
@@ -330,15 +331,8 @@ class Harness:
         return Outcome(plan.seed, self.build, audit, verdict, exits, round(time.monotonic() - started, 1), plan_json(plan), stores=asdict(stores))
 
     def audit(self, backend: Path, events: Path, names: list[str]) -> dict[str, list[str]]:
-        result = subprocess.run(
-            [sys.executable, "-m", "chaosvol", "audit", "--docker-host", self.daemon.host, "--driver", self.name,
-             "--backend", f"builtin:{backend}", "--events", str(events), "--json"],
-            capture_output=True, text=True, timeout=180, check=False,
-        )
-        if result.returncode not in (0, 1):
-            raise RuntimeError(f"audit exited {result.returncode}: {result.stderr}")
         found: dict[str, list[str]] = {name: [] for name in names}
-        for finding in json.loads(result.stdout):
+        for finding in run_audit(self.daemon.host, self.name, backend, events):
             if finding["volume"] in found:
                 found[finding["volume"]].append(finding["kind"])
         return {name: sorted(kinds) for name, kinds in found.items()}
