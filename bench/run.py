@@ -235,7 +235,7 @@ def memory_figure(work: Path, backend: str, small: int, large: int, held: int) -
 
 
 def dockerd_figure(work: Path, rounds: int) -> dict[str, float]:
-    from chaosvol.private_dockerd import PrivateDockerd
+    from chaosvol.testing.private_dockerd import PrivateDockerd
 
     daemon = PrivateDockerd.start()
     tag = secrets.token_hex(3)

@@ -1,6 +1,6 @@
 """chaosvol: a fault-injecting proxy for Docker volume plugins."""
 
-from chaosvol.protocol import Operation, PluginCall, PluginReply
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
 
 __version__ = "0.1.0"
 __all__ = ["Operation", "PluginCall", "PluginReply", "__version__"]

@@ -21,7 +21,7 @@ start_private_dockerd() {
         26)
             root=${CHAOSVOL_DOCKERD_26_ROOT:-$_CHAOSVOL_REPO/build/dockerd-26}
             bash "$_CHAOSVOL_REPO/scripts/build-dockerd-26" "$root" || return 1
-            R=$root S=$dir unshare --mount --propagation private bash "$_CHAOSVOL_REPO/chaosvol/dockerd-chroot.sh" \
+            R=$root S=$dir unshare --mount --propagation private bash "$_CHAOSVOL_REPO/chaosvol/testing/dockerd-chroot.sh" \
                 --data-root "$dir/root" -H "unix://$dir/docker.sock" --iptables=false --bridge=none --debug "$@" \
                 </dev/null >>"$dir/dockerd.log" 2>&1 &
             echo $! >"$dir/chroot-dockerd.pid"  # its pidfile is inside the chroot's /run

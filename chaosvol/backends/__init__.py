@@ -12,7 +12,7 @@ from typing import Protocol, TypeAlias
 
 import trio
 
-from chaosvol.protocol import PluginCall, PluginReply
+from chaosvol.core.protocol import PluginCall, PluginReply
 
 Connector: TypeAlias = Callable[[], Awaitable[trio.abc.Stream]]
 

@@ -28,10 +28,11 @@ import h11
 import trio
 
 from chaosvol.backends import AnswerSink, Connector
-from chaosvol.errors import BackendError, BackendProtocolError, BackendTimeout, BackendUnavailable
-from chaosvol.protocol import LARGE_BODY, Operation, PluginCall, PluginReply, field_of
-from chaosvol.streams import RECEIVE_SIZE
-from chaosvol.wire import ClientWire, WireState
+from chaosvol.core.errors import BackendError, BackendProtocolError, BackendTimeout, BackendUnavailable
+from chaosvol.core.protocol import LARGE_BODY, Operation, PluginCall, PluginReply, field_of
+from chaosvol.wire.common import WireState
+from chaosvol.wire.http import ClientWire
+from chaosvol.wire.streams import RECEIVE_SIZE
 
 log = logging.getLogger(__name__)
 

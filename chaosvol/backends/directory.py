@@ -27,7 +27,7 @@ from typing import Any
 
 import trio
 
-from chaosvol.protocol import Operation, PluginCall, PluginReply, decode_first_json_value, field_of
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply, decode_first_json_value, field_of
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""A backend whose Mountpoints are rewritten (chaosvol.mountpoints), for the managed plugin."""
+"""A backend whose Mountpoints are rewritten (chaosvol.core.mountpoints), for the managed plugin."""
 
 from __future__ import annotations
 
 from chaosvol.backends import Backend
-from chaosvol.mountpoints import MountpointRewrite
-from chaosvol.protocol import PluginCall, PluginReply
+from chaosvol.core.mountpoints import MountpointRewrite
+from chaosvol.core.protocol import PluginCall, PluginReply
 
 
 class RewritingBackend:

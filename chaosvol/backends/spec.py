@@ -30,8 +30,8 @@ import trio
 from chaosvol.backends import Backend, Connector
 from chaosvol.backends.client import ClientTimeouts, PluginClient
 from chaosvol.backends.directory import DirectoryBackend
-from chaosvol.errors import UsageError
-from chaosvol.streams import open_tcp_stream, open_unix_stream
+from chaosvol.core.errors import UsageError
+from chaosvol.wire.streams import open_tcp_stream, open_unix_stream
 
 DEFAULT_BACKEND: Final = "builtin:/var/lib/chaosvol/volumes"
 SOCKET_DIR: Final = Path("/run/docker/plugins")

@@ -37,9 +37,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol, TypeVar
 
-from chaosvol.durations import DurationMarker, format_duration
-from chaosvol.effects import Plan
-from chaosvol.protocol import Operation, PluginCall
+from chaosvol.core.durations import DurationMarker, format_duration
+from chaosvol.core.effects import Plan
+from chaosvol.core.protocol import Operation, PluginCall
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from chaosvol.effects import Forward, Plan, Reply, Rewrite
+from chaosvol.core.effects import Forward, Plan, Reply, Rewrite
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import Operation, PluginCall, PluginReply
 
 GARBAGE = b"<html><body>chaosvol: injected: garbage</body></html>\n"
 MOUNTPOINT_OPERATIONS = frozenset({Operation.MOUNT, Operation.PATH})

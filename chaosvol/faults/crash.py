@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chaosvol.durations import Seconds
-from chaosvol.effects import Crash as CrashEffect
-from chaosvol.effects import Plan
+from chaosvol.core.durations import Seconds
+from chaosvol.core.effects import Crash as CrashEffect
+from chaosvol.core.effects import Plan
+from chaosvol.core.protocol import PluginCall
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PluginCall
 
 
 @register("crash")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from chaosvol.durations import Seconds
-from chaosvol.effects import Forward, Plan, Sleep
+from chaosvol.core.durations import Seconds
+from chaosvol.core.effects import Forward, Plan, Sleep
+from chaosvol.core.protocol import PODMAN_PLUGIN_TIMEOUT, PluginCall
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PODMAN_PLUGIN_TIMEOUT, PluginCall
 
 
 @register("delay")

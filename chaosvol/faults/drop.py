@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chaosvol.effects import Plan, Reply
+from chaosvol.core.effects import Plan, Reply
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import Operation, PluginCall, PluginReply
 
 
 @register("drop")

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Final, Literal
 
-from chaosvol.effects import Forward, Plan, Reply
+from chaosvol.core.effects import Forward, Plan, Reply
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply, injected_message
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import Operation, PluginCall, PluginReply, injected_message
 
 
 @register("error")

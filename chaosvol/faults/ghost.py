@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chaosvol.effects import Forward, Plan, Reply, Rewrite
+from chaosvol.core.effects import Forward, Plan, Reply, Rewrite
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply, field_of
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import Operation, PluginCall, PluginReply, field_of
 
 GHOST_STATUS = {"chaosvol": "ghost: injected, the backend has no such volume"}
 GHOST_MOUNTPOINTS = "/nonexistent/chaosvol-ghost"

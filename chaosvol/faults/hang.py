@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from chaosvol.durations import Seconds
-from chaosvol.effects import Forward, Plan, Sleep
-from chaosvol.effects import Hang as HangEffect
+from chaosvol.core.durations import Seconds
+from chaosvol.core.effects import Forward, Plan, Sleep
+from chaosvol.core.effects import Hang as HangEffect
+from chaosvol.core.protocol import PluginCall
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PluginCall
 
 
 @register("hang")

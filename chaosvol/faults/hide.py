@@ -12,9 +12,9 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from chaosvol.effects import Forward, Plan, Reply, Rewrite
+from chaosvol.core.effects import Forward, Plan, Reply, Rewrite
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply, field_of
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import Operation, PluginCall, PluginReply, field_of
 
 
 @register("hide")

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from chaosvol.durations import Seconds
-from chaosvol.effects import Forward, Plan
-from chaosvol.effects import Hold as HoldEffect
+from chaosvol.core.durations import Seconds
+from chaosvol.core.effects import Forward, Plan
+from chaosvol.core.effects import Hold as HoldEffect
+from chaosvol.core.protocol import PODMAN_PLUGIN_TIMEOUT, PluginCall
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PODMAN_PLUGIN_TIMEOUT, PluginCall
 
 
 @register("hold")

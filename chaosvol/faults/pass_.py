@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chaosvol.effects import Forward, Plan
+from chaosvol.core.effects import Forward, Plan
+from chaosvol.core.protocol import PluginCall
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PluginCall
 
 
 @register("pass")

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from chaosvol.effects import Forward, Plan
-from chaosvol.effects import Reset as ResetEffect
+from chaosvol.core.effects import Forward, Plan
+from chaosvol.core.effects import Reset as ResetEffect
+from chaosvol.core.protocol import PluginCall
 from chaosvol.faults import FaultContext, register
-from chaosvol.protocol import PluginCall
 
 
 @register("reset")

@@ -44,7 +44,7 @@ def test_an_example_runs_to_the_end_and_audits(script: Path, build: str, daemons
 
 @pytest.mark.parametrize("scenario", sorted(PODMAN))
 def test_a_podman_example_shows_its_inconsistency(scenario: str) -> None:
-    from chaosvol.private_podman import PodmanUnavailable, PrivatePodman
+    from chaosvol.testing.private_podman import PodmanUnavailable, PrivatePodman
 
     try:
         PrivatePodman.start().stop()

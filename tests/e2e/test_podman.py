@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from chaosvol.private_podman import IMAGE, PodmanUnavailable, PrivatePodman
+from chaosvol.testing.private_podman import IMAGE, PodmanUnavailable, PrivatePodman
 from tests.support.events import call_lines
 from tests.support.policy import unavailable
 

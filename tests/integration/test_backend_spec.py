@@ -9,7 +9,7 @@ import pytest
 
 from chaosvol.backends.directory import DirectoryBackend
 from chaosvol.backends.spec import open_backend
-from chaosvol.errors import UsageError
+from chaosvol.core.errors import UsageError
 
 
 def test_backend_specs_are_checked(short_tmp: str) -> None:
@@ -63,7 +63,7 @@ async def test_a_refused_backend_is_retried_on_dockerds_schedule_and_said_the_sa
     import trio
 
     from chaosvol.backends.client import ClientTimeouts
-    from chaosvol.errors import BackendUnavailable
+    from chaosvol.core.errors import BackendUnavailable
     from tests.support.builders import create
 
     address = f"unix://{short_tmp}/absent.sock" if kind == "unix" else f"tcp://127.0.0.1:{_refused_tcp_port()}"

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from chaosvol.protocol import PluginReply
-from chaosvol.wire import ClientWire, WireState
+from chaosvol.core.protocol import PluginReply
+from chaosvol.wire.common import WireState
+from chaosvol.wire.http import ClientWire
 from tests.support.builders import create, remove
 from tests.support.events import call_lines
 

@@ -19,10 +19,10 @@ import trio
 import trio.lowlevel
 
 from chaosvol.backends.directory import DirectoryBackend
-from chaosvol.engine import ChaosEngine
-from chaosvol.protocol import PluginCall, PluginReply
-from chaosvol.server import PluginServer
-from chaosvol.settings import ServeSettings
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.core.protocol import PluginCall, PluginReply
+from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.settings import ServeSettings
 from tests.support.builders import get, profile, remove, rule
 from tests.support.fakes import DaemonClient
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chaosvol.backends.directory import DirectoryBackend
-from chaosvol.protocol import Operation, PluginCall
+from chaosvol.core.protocol import Operation, PluginCall
 from tests.support.builders import create, get, list_, mount, path, remove, unmount
 
 A, B = "a" * 64, "b" * 64

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from chaosvol.protocol import PluginReply
+from chaosvol.core.protocol import PluginReply
 from tests.support.builders import get
 from tests.support.fakes import DaemonClient
 

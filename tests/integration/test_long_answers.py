@@ -13,13 +13,13 @@ import pytest
 import trio
 
 from chaosvol.backends.client import ClientTimeouts, PluginClient
-from chaosvol.engine import ChaosEngine
-from chaosvol.eventlog import EventLog
-from chaosvol.profile import PASSTHROUGH
-from chaosvol.protocol import LARGE_BODY, PluginCall, PluginReply
-from chaosvol.server import PluginServer
-from chaosvol.settings import ServeSettings
-from chaosvol.streams import open_unix_stream
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.core.profile import PASSTHROUGH
+from chaosvol.core.protocol import LARGE_BODY, PluginCall, PluginReply
+from chaosvol.proxy.eventlog import EventLog
+from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.settings import ServeSettings
+from chaosvol.wire.streams import open_unix_stream
 from tests.support.builders import list_, profile, rule
 from tests.support.events import call_lines
 from tests.support.fakes import DaemonClient

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosvol.protocol import PluginReply
+from chaosvol.core.protocol import PluginReply
 from tests.integration.test_cli import CHAOSVOL, call, serving
 from tests.support.builders import create, get, mount, remove
 from tests.support.events import call_lines

@@ -17,12 +17,12 @@ import trio
 from chaosvol.backends import Backend
 from chaosvol.backends.client import ClientTimeouts, PluginClient
 from chaosvol.backends.directory import DirectoryBackend
-from chaosvol.engine import ChaosEngine
-from chaosvol.errors import UsageError
-from chaosvol.profile import PASSTHROUGH
-from chaosvol.protocol import Operation, PluginCall, PluginReply
-from chaosvol.server import PluginServer
-from chaosvol.settings import ServeSettings
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.core.errors import UsageError
+from chaosvol.core.profile import PASSTHROUGH
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
+from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.settings import ServeSettings
 from tests.support.builders import (
     DOCKERD_REQUESTS,
     PODMAN_REQUESTS,

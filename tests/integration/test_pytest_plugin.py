@@ -10,7 +10,7 @@ import json, socket
 
 import pytest
 
-from chaosvol.control import ControlError
+from chaosvol.proxy.control import ControlError
 
 
 def call(path, target, body):

@@ -60,7 +60,7 @@ def test_the_check_would_catch_a_broken_page(tmp_path: Path) -> None:
 
 
 def test_a_long_error_is_cut_in_its_cell_and_the_time_line_stays_on_screen_at_1400_px(tmp_path: Path) -> None:
-    from chaosvol.report import render_html
+    from chaosvol.tools.report import render_html
     from tests.unit.test_report import event
 
     long_error = "remove v1: " + "unlinkat /var/lib/plugin/volumes/v1/_data/some/deep/file: device or resource busy; " * 6

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from chaosvol.unix import accept_forever
+from chaosvol.proxy.unix import accept_forever
 
 
 class Listener:

@@ -11,13 +11,14 @@ import trio
 import trio.testing
 
 from chaosvol.backends.client import ClientTimeouts, PluginClient
-from chaosvol.engine import ChaosEngine
-from chaosvol.errors import BackendTimeout
-from chaosvol.eventlog import EventLog
-from chaosvol.protocol import PluginCall, PluginReply
-from chaosvol.server import PluginServer
-from chaosvol.settings import ServeSettings
-from chaosvol.wire import ServerWire, WireState
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.core.errors import BackendTimeout
+from chaosvol.core.protocol import PluginCall, PluginReply
+from chaosvol.proxy.eventlog import EventLog
+from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.settings import ServeSettings
+from chaosvol.wire.common import WireState
+from chaosvol.wire.http import ServerWire
 from tests.support.builders import activate, create, get, profile, remove, rule
 from tests.support.fakes import DaemonClient, RecordingBackend
 

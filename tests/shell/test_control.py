@@ -13,9 +13,10 @@ import pytest
 import trio
 import trio.testing
 
-from chaosvol.control import ControlRequest, ControlServer, ControlWire
-from chaosvol.protocol import PluginReply
-from chaosvol.wire import Refused, WireState
+from chaosvol.core.protocol import PluginReply
+from chaosvol.proxy.control import ControlRequest, ControlServer, ControlWire
+from chaosvol.wire.common import WireState
+from chaosvol.wire.http import Refused
 from tests.support.builders import activate, create, get, list_, profile_text, remove, rule
 from tests.support.fakes import DaemonClient
 from tests.support.shell import Proxy, start_proxy
@@ -236,8 +237,8 @@ async def test_dockerd_activating_the_control_socket_is_told_it_implements_nothi
 
 
 def test_the_kept_records_are_bounded_by_count_and_by_the_reply_bytes_they_keep_alive() -> None:
-    from chaosvol.eventlog import RecentEvents
-    from chaosvol.events import CallRecord
+    from chaosvol.core.events import CallRecord
+    from chaosvol.proxy.eventlog import RecentEvents
 
     def record(seq: int, size: int) -> CallRecord:
         return CallRecord(0.0, seq, 1, "List", None, None, None, None, True, None, PluginReply(200, b"x" * size), 0.0)
@@ -252,7 +253,7 @@ def test_the_kept_records_are_bounded_by_count_and_by_the_reply_bytes_they_keep_
 
 
 def test_an_answer_s_err_is_worked_out_only_when_its_line_is_written() -> None:
-    from chaosvol.events import BackendOutcome, CallRecord
+    from chaosvol.core.events import BackendOutcome, CallRecord
 
     reply = PluginReply(200, b'{"Volumes": [], "Err": ""}\n')
     record = CallRecord(0.0, 1, 1, "List", None, None, None, None, True, BackendOutcome(reply), reply, 0.0)

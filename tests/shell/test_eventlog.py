@@ -8,10 +8,10 @@ import json
 import trio
 import trio.testing
 
-from chaosvol import eventlog
-from chaosvol.eventlog import EventLog
-from chaosvol.events import CallRecord
-from chaosvol.protocol import PluginReply
+from chaosvol.core.events import CallRecord
+from chaosvol.core.protocol import PluginReply
+from chaosvol.proxy import eventlog
+from chaosvol.proxy.eventlog import EventLog
 
 
 def record(seq: int) -> CallRecord:

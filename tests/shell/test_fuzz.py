@@ -12,12 +12,12 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaosvol.engine import ChaosEngine
-from chaosvol.errors import ProfileError
-from chaosvol.profile import parse_profile
-from chaosvol.protocol import Operation
-from chaosvol.server import PluginServer
-from chaosvol.settings import ServeSettings
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.core.errors import ProfileError
+from chaosvol.core.profile import parse_profile
+from chaosvol.core.protocol import Operation
+from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.settings import ServeSettings
 from tests.support.builders import profile, rule
 from tests.support.fakes import RecordingBackend
 

@@ -13,13 +13,13 @@ import trio
 import trio.testing
 import yaml
 
-from chaosvol.engine import ChaosEngine
-from chaosvol.errors import BackendUnavailable
-from chaosvol.eventlog import EventLog
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.core.errors import BackendUnavailable
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
 from chaosvol.faults import FAULTS
-from chaosvol.protocol import Operation, PluginCall, PluginReply
-from chaosvol.server import PluginServer
-from chaosvol.settings import ServeSettings
+from chaosvol.proxy.eventlog import EventLog
+from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.settings import ServeSettings
 from tests.support.builders import (
     DOCKERD_REQUESTS,
     activate,

@@ -12,8 +12,8 @@ import trio
 import trio.lowlevel
 import trio.testing
 
-from chaosvol.streams import SocketStream, open_unix_stream
-from chaosvol.unix import open_unix_listener
+from chaosvol.proxy.unix import open_unix_listener
+from chaosvol.wire.streams import SocketStream, open_unix_stream
 
 
 def pair() -> tuple[SocketStream, socket.socket]:

@@ -7,11 +7,11 @@ from typing import Any
 
 import yaml
 
-from chaosvol.effects import Effect, Plan
-from chaosvol.engine import ChaosEngine, Decision
-from chaosvol.errors import ProfileError
-from chaosvol.profile import Profile, parse_profile
-from chaosvol.protocol import Operation, PluginCall, PluginReply
+from chaosvol.core.effects import Effect, Plan
+from chaosvol.core.engine import ChaosEngine, Decision
+from chaosvol.core.errors import ProfileError
+from chaosvol.core.profile import Profile, parse_profile
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
 
 MOUNT_ID = "c97d4b7e5fb65282dd83d5701ed81319747d0f6e8421705670169513b176c979"
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from chaosvol.private_dockerd import IMAGE, PrivateDockerd
+from chaosvol.testing.private_dockerd import IMAGE, PrivateDockerd
 
 PLUGINS = Path("/run/docker/plugins")
 STEP_TIMEOUT = 300.0

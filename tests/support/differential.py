@@ -1,6 +1,6 @@
 """The differential check of `chaosvol audit`: random workloads under random faults against a real
 private dockerd; the audit's verdict is taken first, then the truth is read invasively (dockerd
-stopped, its volume database `<data-root>/volumes/metadata.db` read with chaosvol.boltdb, the
+stopped, its volume database `<data-root>/volumes/metadata.db` read with chaosvol.tools.boltdb, the
 built-in backend's directory and mount counts read from its files), and the two must agree on
 every volume of the run.
 
@@ -56,8 +56,8 @@ from typing import Any
 
 import yaml
 
-from chaosvol.boltdb import volume_records
-from chaosvol.private_dockerd import IMAGE, PrivateDockerd
+from chaosvol.testing.private_dockerd import IMAGE, PrivateDockerd
+from chaosvol.tools.boltdb import volume_records
 from tests.support.audit import run_audit
 
 # -- a run's plan: volumes, steps, faults (pure, from the seed) --------------------------------
@@ -408,7 +408,7 @@ def summarize(paths: list[Path]) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.differential", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dockerd", default="20", help="20, 26 or a PATH (see chaosvol.private_dockerd)")
+    parser.add_argument("--dockerd", default="20", help="20, 26 or a PATH (see chaosvol.testing.private_dockerd)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1, help="the first seed; runs use SEED, SEED+1, ...")
     parser.add_argument("--only", type=int, action="append", help="run only this seed (repeatable)")

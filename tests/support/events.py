@@ -1,4 +1,4 @@
-"""Event logs in tests, read the way the tools read them (chaosvol.events.parse_event_log): the
+"""Event logs in tests, read the way the tools read them (chaosvol.core.events.parse_event_log): the
 call lines as their JSON objects, the header and load lines left out."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chaosvol.events import parse_event_log
+from chaosvol.core.events import parse_event_log
 
 
 def call_lines(log: str | Path, *, partial_tail: bool = False) -> list[dict[str, Any]]:

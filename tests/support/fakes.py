@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import trio
 
-from chaosvol.errors import BackendError
-from chaosvol.protocol import Operation, PluginCall, PluginReply
-from chaosvol.wire import ClientWire, WireState
+from chaosvol.core.errors import BackendError
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
+from chaosvol.wire.common import WireState
+from chaosvol.wire.http import ClientWire
 
 
 class RecordingBackend:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from chaosvol.protocol import PluginCall, PluginReply
-from chaosvol.wire import ServerWire, WireState
+from chaosvol.core.protocol import PluginCall, PluginReply
+from chaosvol.wire.common import WireState
+from chaosvol.wire.http import ServerWire
 
 # What to do with one call: return bytes to send (then keep the connection), or None to close it
 # without an answer.

@@ -9,10 +9,10 @@ from typing import Any
 import trio
 import trio.testing
 
-from chaosvol.engine import ChaosEngine
-from chaosvol.eventlog import EventLog
-from chaosvol.server import PluginServer
-from chaosvol.settings import ServeSettings
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.proxy.eventlog import EventLog
+from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.settings import ServeSettings
 from tests.support.builders import profile
 from tests.support.events import call_lines
 from tests.support.fakes import DaemonClient, RecordingBackend

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from chaosvol.audit import BackendView, DaemonView, DaemonVolume, LogView, audit
-from chaosvol.boltdb import VolumeRecord
-from chaosvol.events import CallEvent
+from chaosvol.core.events import CallEvent
+from chaosvol.tools.audit import BackendView, DaemonView, DaemonVolume, LogView, audit
+from chaosvol.tools.boltdb import VolumeRecord
 
 ID = "a" * 64
 seq = iter(range(1, 10_000))

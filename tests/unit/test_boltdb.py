@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosvol.boltdb import BoltError, volume_records
+from chaosvol.tools.boltdb import BoltError, volume_records
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

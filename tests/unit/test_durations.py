@@ -1,6 +1,6 @@
 import pytest
 
-from chaosvol.durations import format_duration, parse_duration
+from chaosvol.core.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chaosvol.effects import Forward, Reply, Sleep
-from chaosvol.engine import PASS, ChaosEngine, RuleStatistics
-from chaosvol.protocol import Operation, PluginReply
+from chaosvol.core.effects import Forward, Reply, Sleep
+from chaosvol.core.engine import PASS, ChaosEngine, RuleStatistics
+from chaosvol.core.protocol import Operation, PluginReply
 from tests.support.builders import (
     Playbook,
     activate,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from chaosvol.events import BackendOutcome, CallRecord, EventLogError, Seen, header_line, parse_event_log
+from chaosvol.core.events import BackendOutcome, CallRecord, EventLogError, Seen, header_line, parse_event_log
+from chaosvol.core.protocol import PluginReply
 from chaosvol.faults import FAULTS
-from chaosvol.protocol import PluginReply
-from chaosvol.schema import events_schema
+from chaosvol.tools.schema import events_schema
 
 TEXT = st.text(max_size=12)  # any unicode: quotes, backslashes, control characters, surrogates' neighbours
 NAMES = st.one_of(st.none(), TEXT)

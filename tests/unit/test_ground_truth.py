@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from chaosvol.audit import BackendView, DaemonView, DaemonVolume, LogView, audit
-from chaosvol.boltdb import VolumeRecord
-from chaosvol.events import CallEvent
+from chaosvol.core.events import CallEvent
+from chaosvol.tools.audit import BackendView, DaemonView, DaemonVolume, LogView, audit
+from chaosvol.tools.boltdb import VolumeRecord
 
 D = "cv"
 seq = iter(range(1, 100_000))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chaosvol.errors import UsageError
-from chaosvol.managed import backend_spec, serve_arguments
+from chaosvol.cli.managed import backend_spec, serve_arguments
+from chaosvol.core.errors import UsageError
 
 
 def test_the_defaults_serve_the_builtin_backend_under_the_propagated_mount_with_an_event_log() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from chaosvol.mountpoints import MountpointRewrite
-from chaosvol.protocol import PluginReply
+from chaosvol.core.mountpoints import MountpointRewrite
+from chaosvol.core.protocol import PluginReply
 from tests.support.builders import get, list_, mount, path
 
 REWRITE = MountpointRewrite.parse("/srv/data/=/mnt/volumes/backend")

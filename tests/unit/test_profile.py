@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from chaosvol.errors import ProfileError
+from chaosvol.core.errors import ProfileError
+from chaosvol.core.profile import SHIPPED_PROFILE_DIRS, load_profile, parse_profile
+from chaosvol.core.protocol import Operation
 from chaosvol.faults.delay import Delay
 from chaosvol.faults.hang import Hang
-from chaosvol.profile import SHIPPED_PROFILE_DIRS, load_profile, parse_profile
-from chaosvol.protocol import Operation
 from tests.support.builders import profile, profile_error, rule
 
 
@@ -147,7 +147,7 @@ def test_aliases_cannot_blow_up_the_loader() -> None:
 def test_pathological_globs_take_linear_time() -> None:
     import time
 
-    from chaosvol.protocol import Operation, PluginCall
+    from chaosvol.core.protocol import Operation, PluginCall
 
     loaded = profile(rule("drop", op="Remove", volume="*a*a*a*a*a*a*a*a*a*a*b"))
     call = PluginCall.build(Operation.REMOVE, "a" * 250)
@@ -157,7 +157,7 @@ def test_pathological_globs_take_linear_time() -> None:
 
 
 def test_check_advice_names_what_podman_reads_differently_with_the_rule_s_position() -> None:
-    from chaosvol.profile import advice
+    from chaosvol.core.profile import advice
 
     loaded = parse_profile(
         "version: 1\nrules:\n"
@@ -177,7 +177,7 @@ def test_check_advice_names_what_podman_reads_differently_with_the_rule_s_positi
 
 
 def test_match_retry_selects_retries_or_first_attempts_and_is_refused_where_no_retry_can_be_told() -> None:
-    from chaosvol.protocol import Operation, PluginCall
+    from chaosvol.core.protocol import Operation, PluginCall
 
     loaded = profile(rule("drop", op="Remove", retry=True)).rules[0].match
     assert loaded.retry is True

@@ -9,11 +9,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaosvol.engine import ChaosEngine
-from chaosvol.errors import RequestError
-from chaosvol.profile import load_profile
-from chaosvol.protocol import Operation, PluginCall, PluginReply
-from chaosvol.wire import ClientWire, ServerWire, WireState
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.core.errors import RequestError
+from chaosvol.core.profile import load_profile
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
+from chaosvol.wire.common import WireState
+from chaosvol.wire.http import ClientWire, ServerWire
 from tests.support.builders import profile, rule
 
 FLAKY = load_profile("flaky")

@@ -1,4 +1,4 @@
-from chaosvol.protocol import Operation, PluginCall, PluginReply, decode_first_json_value
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply, decode_first_json_value
 
 
 def test_a_call_keeps_the_exact_bytes_and_parses_what_rules_match_on() -> None:
@@ -46,7 +46,7 @@ def test_with_fields_replaces_a_key_whatever_its_case() -> None:
 
 
 def test_credentials_in_create_options_never_reach_the_event_log_in_clear() -> None:
-    from chaosvol.events import CallRecord
+    from chaosvol.core.events import CallRecord
 
     record = CallRecord(0.0, 1, 1, "Create", "v", None, None, None, True, None, PluginReply.ok(), 0.001,
                         opts={"size": "1G", "password": "hunter2", "AccessToken": "t", "sshkey": "k"})
@@ -57,7 +57,7 @@ def test_credentials_in_create_options_never_reach_the_event_log_in_clear() -> N
 def test_event_timestamps_are_rfc3339_utc_with_microseconds() -> None:
     from datetime import UTC, datetime
 
-    from chaosvol.events import _timestamp
+    from chaosvol.core.events import _timestamp
 
     for unix in (0.0, 1795420800.123456, 1795420800.999999, 1795420801.000001):
         expected = datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

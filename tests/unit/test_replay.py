@@ -8,12 +8,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaosvol.engine import ChaosEngine, Decision
-from chaosvol.events import CallEvent, CallRecord, parse_event_log
+from chaosvol.core.engine import ChaosEngine, Decision
+from chaosvol.core.events import CallEvent, CallRecord, parse_event_log
+from chaosvol.core.profile import load_profile, parse_profile
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
 from chaosvol.faults import FAULTS, options_of
-from chaosvol.profile import load_profile, parse_profile
-from chaosvol.protocol import Operation, PluginCall, PluginReply
-from chaosvol.replay import _glob_escape, replay
+from chaosvol.tools.replay import _glob_escape, replay
 from tests.support.builders import profile
 
 NAMES = ["v1", "v2", "we*ird", "data"]

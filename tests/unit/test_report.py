@@ -1,7 +1,7 @@
 """The report summary: counts, injected apart from real failures, latencies."""
 
-from chaosvol.events import CallEvent
-from chaosvol.report import render_html, summarize
+from chaosvol.core.events import CallEvent
+from chaosvol.tools.report import render_html, summarize
 
 
 def event(seq: int, op: str, ms: float, **fields: object) -> CallEvent:

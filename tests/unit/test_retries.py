@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chaosvol.protocol import Operation
-from chaosvol.retries import RetryLink, RetryTracker
+from chaosvol.core.protocol import Operation
+from chaosvol.core.retries import RetryLink, RetryTracker
 from tests.support.builders import create, empty_retry, list_, mount, remove
 
 

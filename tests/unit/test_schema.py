@@ -8,10 +8,10 @@ import jsonschema
 import pytest
 import yaml
 
-from chaosvol.errors import ProfileError
+from chaosvol.core.errors import ProfileError
+from chaosvol.core.profile import SHIPPED_PROFILE_DIRS, parse_profile
 from chaosvol.faults import FAULTS
-from chaosvol.profile import SHIPPED_PROFILE_DIRS, parse_profile
-from chaosvol.schema import profile_schema
+from chaosvol.tools.schema import profile_schema
 
 SCHEMA = profile_schema()
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

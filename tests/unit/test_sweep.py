@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from chaosvol.audit import Finding
-from chaosvol.engine import ChaosEngine
-from chaosvol.errors import UsageError
-from chaosvol.events import CallEvent
-from chaosvol.sweep import SWEEP_RULE, RunResult, SweepSpec, print_report, sweep_profile
+from chaosvol.core.engine import ChaosEngine
+from chaosvol.core.errors import UsageError
+from chaosvol.core.events import CallEvent
+from chaosvol.tools.audit import Finding
+from chaosvol.tools.sweep import SWEEP_RULE, RunResult, SweepSpec, print_report, sweep_profile
 from tests.support.builders import get, profile, remove, rule
 
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 import h11
 import pytest
 
-from chaosvol.errors import RequestError
-from chaosvol.protocol import Operation, PluginCall, PluginReply
-from chaosvol.wire import MAX_REQUEST_BODY, ClientWire, Refused, ServerWire, WireState
+from chaosvol.core.errors import RequestError
+from chaosvol.core.protocol import Operation, PluginCall, PluginReply
+from chaosvol.wire.common import MAX_REQUEST_BODY, WireState
+from chaosvol.wire.http import ClientWire, Refused, ServerWire
 from tests.support.builders import DOCKERD_REQUESTS, PODMAN_REQUESTS, DockerdRequest, get, remove
 
 

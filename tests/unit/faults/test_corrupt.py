@@ -1,6 +1,6 @@
-from chaosvol.effects import Forward, Reply, Rewrite
+from chaosvol.core.effects import Forward, Reply, Rewrite
+from chaosvol.core.protocol import PluginReply
 from chaosvol.faults.corrupt import GARBAGE, CorruptBody, SetMountpoint
-from chaosvol.protocol import PluginReply
 from tests.support.builders import Playbook, create, mount, rule
 
 

@@ -1,4 +1,4 @@
-from chaosvol.effects import Forward, Sleep
+from chaosvol.core.effects import Forward, Sleep
 from tests.support.builders import Playbook, mount, rule
 
 

@@ -1,5 +1,5 @@
-from chaosvol.effects import Reply
-from chaosvol.protocol import PluginReply
+from chaosvol.core.effects import Reply
+from chaosvol.core.protocol import PluginReply
 from tests.support.builders import Playbook, remove, rule
 
 

@@ -1,5 +1,5 @@
-from chaosvol.effects import Forward, Reply
-from chaosvol.protocol import Operation, PluginReply
+from chaosvol.core.effects import Forward, Reply
+from chaosvol.core.protocol import Operation, PluginReply
 from tests.support.builders import Playbook, create, injected_error, rule
 
 

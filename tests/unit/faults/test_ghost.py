@@ -1,6 +1,6 @@
-from chaosvol.effects import Forward, Rewrite
+from chaosvol.core.effects import Forward, Rewrite
+from chaosvol.core.protocol import PluginReply
 from chaosvol.faults.ghost import AddToList
-from chaosvol.protocol import PluginReply
 from tests.support.builders import Playbook, get, list_, rule
 
 

@@ -1,4 +1,4 @@
-from chaosvol.effects import Forward, Hang, Sleep
+from chaosvol.core.effects import Forward, Hang, Sleep
 from tests.support.builders import Playbook, create, rule
 
 

@@ -1,8 +1,8 @@
 import pytest
 
-from chaosvol.effects import Forward, Hold
-from chaosvol.errors import ProfileError
-from chaosvol.profile import parse_profile
+from chaosvol.core.effects import Forward, Hold
+from chaosvol.core.errors import ProfileError
+from chaosvol.core.profile import parse_profile
 from tests.support.builders import Playbook, list_, remove, rule
 
 

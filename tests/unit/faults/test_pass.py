@@ -1,4 +1,4 @@
-from chaosvol.effects import Forward
+from chaosvol.core.effects import Forward
 from tests.support.builders import Playbook, get, rule
 
 

@@ -7,9 +7,9 @@ import random
 import pytest
 import yaml
 
+from chaosvol.core.profile import parse_profile
+from chaosvol.core.protocol import Operation, PluginCall
 from chaosvol.faults import FAULTS, FaultContext
-from chaosvol.profile import parse_profile
-from chaosvol.protocol import Operation, PluginCall
 
 
 @pytest.mark.parametrize("word", sorted(FAULTS))

@@ -1,4 +1,4 @@
-from chaosvol.effects import Forward, Reset
+from chaosvol.core.effects import Forward, Reset
 from tests.support.builders import Playbook, remove, rule
 
 
