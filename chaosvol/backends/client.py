@@ -46,7 +46,7 @@ DEFAULT_TIMEOUT_SHORT: Final = 60.0 + 10.0
 # Idle connections kept per backend; dockerd itself keeps 2, we serve many daemons' bursts.
 MAX_IDLE: Final = 64
 # An answer of LARGE_BODY or more is passed on as it arrives when the caller can take it
-# (call_streaming): store and forward made a List of 10,000 volumes (870 KB) take twice as long.
+# (call() with a sink): store and forward made a List of 10,000 volumes (870 KB) take twice as long.
 # Reads: RECEIVE_SIZE, or up to 1 MiB at a time once a long answer's length is known.
 MAX_RECEIVE_SIZE: Final = 1024 * 1024
 _RETRYABLE_CONNECT: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN})
@@ -107,32 +107,32 @@ class PluginClient:
         self._activated = not activate
         self._activation_lock = trio.Lock()
         self._closed = False
-        # Deadlines: while enforce_deadlines() runs, calls register here instead of each taking
-        # a trio deadline scope (15 us a call: the scopes' heap never shrinks between expiries).
+        # Deadlines: calls register here, run() closes a connection whose call is late.
         self._watching = False
         self._watched: dict[_Connection, float] = {}  # connection -> deadline, while a call waits on it
         self._watchdog_wakeup = trio.Event()
         self._watchdog_next = math.inf  # the deadline the watchdog sleeps until
 
-    async def call(self, call: PluginCall) -> PluginReply:
-        return await self.call_streaming(call, None)
-
-    async def call_streaming(self, call: PluginCall, sink: AnswerSink | None) -> PluginReply:
-        """`call()`, passing an answer of LARGE_BODY bytes or more on to `sink` as it arrives
-        (see AnswerSink)."""
+    async def call(self, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
+        """The backend's answer; one of LARGE_BODY bytes or more goes on to `sink` as it
+        arrives (see AnswerSink). Only while `run()` runs, which keeps the call's deadline."""
+        if not self._watching:
+            raise RuntimeError(f"backend {self.name}: call() while run() is not running (use backends.running())")
         timeout = self._timeouts.for_operation(call.operation)
         deadline = _Deadline(trio.current_time() + timeout, timeout, call.operation)
-        if self._watching:
-            return await self._call(call, sink, deadline)
-        with trio.CancelScope(deadline=deadline.at):  # a bare scope: fail_after's generator costs more
-            return await self._call(call, sink, None)
-        raise deadline.missed(self.name)
+        if not self._activated:
+            await self._activate(deadline)
+        return await self._exchange(call, sink, deadline)
 
-    async def enforce_deadlines(self) -> None:
-        """Enforce every call's deadline from this one task, until cancelled (the proxy runs it
-        beside its connections): a call past its deadline has its connection closed under it,
-        and ends with BackendTimeout. Without it each call takes a trio deadline scope."""
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep every call's deadline from this one task, until cancelled: a call past its
+        deadline has its connection closed under it, and ends with BackendTimeout. (One task
+        rather than a trio deadline scope per call: 15 us a call, as trio keeps each exited
+        deadline in its heap until it prunes it.)"""
+        if self._watching:
+            raise RuntimeError(f"backend {self.name}: run() is already running")
         self._watching = True
+        task_status.started()
         try:
             while True:
                 now = trio.current_time()
@@ -152,13 +152,7 @@ class PluginClient:
         if deadline.at < self._watchdog_next:
             self._watchdog_wakeup.set()
 
-    async def _call(self, call: PluginCall, sink: AnswerSink | None, deadline: _Deadline | None) -> PluginReply:
-        """The call, with `deadline` enforced by the watchdog (None: by the caller's scope)."""
-        if not self._activated:
-            await self._activate(deadline)
-        return await self._exchange(call, sink, deadline)
-
-    async def _activate(self, deadline: _Deadline | None) -> None:
+    async def _activate(self, deadline: _Deadline) -> None:
         async with self._activation_lock:
             if self._activated:
                 return
@@ -172,7 +166,7 @@ class PluginClient:
                 )
             self._activated = True
 
-    async def _exchange(self, call: PluginCall, sink: AnswerSink | None, deadline: _Deadline | None) -> PluginReply:
+    async def _exchange(self, call: PluginCall, sink: AnswerSink | None, deadline: _Deadline) -> PluginReply:
         connection = await self._take_connection(deadline)
         try:
             try:
@@ -186,9 +180,7 @@ class PluginClient:
             await trio.aclose_forcefully(connection.stream)
             raise
 
-    async def _round_trip(self, connection: _Connection, call: PluginCall, sink: AnswerSink | None, deadline: _Deadline | None) -> PluginReply:
-        if deadline is None:
-            return await self._round_trip_io(connection, call, sink)
+    async def _round_trip(self, connection: _Connection, call: PluginCall, sink: AnswerSink | None, deadline: _Deadline) -> PluginReply:
         self._watch(connection, deadline)
         try:
             return await self._round_trip_io(connection, call, sink)
@@ -244,7 +236,7 @@ class PluginClient:
             await connection.stream.aclose()
         return reply
 
-    async def _take_connection(self, deadline: _Deadline | None) -> _Connection:
+    async def _take_connection(self, deadline: _Deadline) -> _Connection:
         while self._idle:
             connection = self._idle.pop()
             if _still_open(connection.stream):
@@ -252,14 +244,12 @@ class PluginClient:
             await connection.stream.aclose()
         return await self._connect(deadline)
 
-    async def _connect(self, deadline: _Deadline | None) -> _Connection:
-        """A new connection, retried on dockerd's schedule; within `deadline` when it is the
-        watchdog's (it cannot close a connection that is not there yet)."""
+    async def _connect(self, deadline: _Deadline) -> _Connection:
+        """A new connection, retried on dockerd's schedule, within `deadline` (the watchdog cannot
+        close a connection that is not there yet)."""
         delays = iter(self._timeouts.connect_retry_delays)
         while True:
             try:
-                if deadline is None:
-                    return _Connection(await self._connector())
                 with trio.move_on_at(deadline.at):
                     return _Connection(await self._connector())
                 raise deadline.missed(self.name)
@@ -268,7 +258,7 @@ class PluginClient:
                 if delay is None:
                     raise BackendUnavailable(self.name, f"cannot connect: {_reason(exc)}") from exc
                 log.warning("backend %s: cannot connect (%s), retrying in %gs", self.name, _reason(exc), delay)
-                if deadline is not None and trio.current_time() + delay >= deadline.at:
+                if trio.current_time() + delay >= deadline.at:
                     await trio.sleep_until(deadline.at)
                     raise deadline.missed(self.name) from exc
                 await trio.sleep(delay)

@@ -27,6 +27,7 @@ from typing import Any
 
 import trio
 
+from chaosvol.backends import AnswerSink
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply, decode_first_json_value, field_of
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,12 @@ class DirectoryBackend:
     async def aclose(self) -> None:
         return None
 
-    async def call(self, call: PluginCall) -> PluginReply:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()  # nothing to keep: every call is done in process
+
+    async def call(self, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
+        """The answer, whole (it is in memory already: nothing to pass on as it arrives)."""
         try:
             return await self._dispatch(call)
         except VolumeError as exc:

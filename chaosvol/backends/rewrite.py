@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from chaosvol.backends import Backend
+import trio
+
+from chaosvol.backends import AnswerSink, Backend
 from chaosvol.core.mountpoints import MountpointRewrite
 from chaosvol.core.protocol import PluginCall, PluginReply
 
@@ -13,14 +15,12 @@ class RewritingBackend:
         self.rewrite = rewrite
         self.name = f"{inner.name} (mountpoints {rewrite.source} -> {rewrite.target})"
 
-    async def call(self, call: PluginCall) -> PluginReply:
+    async def call(self, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
+        """The inner backend's answer, rewritten: whole, so never passed on as it arrives."""
         return self.rewrite.apply(call, await self.inner.call(call))
 
-    async def enforce_deadlines(self) -> None:
-        """The inner backend's deadline watchdog, when it has one (see PluginClient)."""
-        enforce = getattr(self.inner, "enforce_deadlines", None)
-        if enforce is not None:
-            await enforce()
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.inner.run(task_status=task_status)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

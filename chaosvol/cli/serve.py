@@ -37,7 +37,9 @@ from chaosvol.core.profile import PASSTHROUGH, Profile, advice, load_profile
 from chaosvol.proxy.control import control_path_for
 from chaosvol.proxy.eventlog import EventLog
 from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.service import serve_proxy
 from chaosvol.proxy.settings import ServeSettings, default_socket_path
+from chaosvol.proxy.state import ProxyState
 from chaosvol.tools.podman import drop_in_text, register, unregister
 
 log = logging.getLogger("chaosvol")
@@ -158,7 +160,7 @@ def run_serve(args: argparse.Namespace) -> int:
     draws = any(rule.draws for rule in profile.rules)
     how = f" (chosen at random: --seed {seed} replays this run)" if chosen and draws else ""
     profile_line = f"profile {profile.source} ({rules} rule{'s' if rules != 1 else ''}), seed {seed}{how}"
-    server = PluginServer(settings, backend, engine, events, seed_override=args.seed)
+    state = ProxyState(settings, backend, engine, events, seed_override=args.seed)
 
     def reload() -> None:
         if not args.profile:
@@ -169,10 +171,10 @@ def run_serve(args: argparse.Namespace) -> int:
         except ProfileError as exc:
             log.error("SIGHUP: the profile was not reloaded; the old one stays in force:\n%s", exc)
             return
-        server.load(new)
-        log.warning("SIGHUP: reloaded %s (%d rules, seed %d); rule counters start again", new.source, len(new.rules), server.engine.seed)
+        engine = state.load(new)
+        log.warning("SIGHUP: reloaded %s (%d rules, seed %d); rule counters start again", new.source, len(new.rules), engine.seed)
 
-    return _run_server(server, profile_line, reload)
+    return _run_server(state, profile_line, reload)
 
 
 def run_podman(args: argparse.Namespace) -> int:
@@ -215,7 +217,7 @@ def run_backend(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"--root {root}: {exc.strerror or exc}") from exc
     settings = ServeSettings(name, socket_path_of(args), backend.name)
-    return _run_server(PluginServer(settings, backend, ChaosEngine(PASSTHROUGH)), f"built-in backend, volumes in {backend.root}")
+    return _run_server(ProxyState(settings, backend, ChaosEngine(PASSTHROUGH)), f"built-in backend, volumes in {backend.root}")
 
 
 def _raise_descriptor_limit() -> None:
@@ -229,17 +231,20 @@ def _raise_descriptor_limit() -> None:
             log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
 
 
-def _run_server(server: PluginServer, detail: str, reload: Callable[[], None] | None = None) -> int:
+def _run_server(state: ProxyState, detail: str, reload: Callable[[], None] | None = None) -> int:
+    servers: list[PluginServer] = []
+
     async def serve() -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
 
                 async def serve_then_stop(task_status: trio.TaskStatus[PluginServer] = trio.TASK_STATUS_IGNORED) -> None:
-                    await server.serve(task_status=task_status)
+                    await serve_proxy(state, task_status=task_status)
                     nursery.cancel_scope.cancel()  # it returned by itself (a crash rule with no restart)
 
-                await nursery.start(serve_then_stop)
-                settings = server.settings
+                server: PluginServer = await nursery.start(serve_then_stop)
+                servers.append(server)
+                settings = state.settings
                 print(f"chaosvol: {detail}", file=sys.stderr, flush=True)
                 if settings.control_path is not None:
                     print(f"chaosvol: control socket {settings.control_path} (see chaosvol ctl --help)", file=sys.stderr, flush=True)
@@ -266,7 +271,7 @@ def _run_server(server: PluginServer, detail: str, reload: Callable[[], None] | 
         if leaf is None:
             raise
         raise leaf from None
-    if server.crashed:
+    if servers and servers[0].crashed:
         print("chaosvol: crashed on purpose (a crash rule without restart); exiting with status 3", file=sys.stderr)
         return EXIT_CRASHED
     log.info("stopped")

@@ -35,7 +35,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import trio
 
@@ -43,13 +43,11 @@ from chaosvol.core.errors import ChaosvolError, ProfileError, RequestError, Usag
 from chaosvol.core.profile import parse_profile
 from chaosvol.core.protocol import OPERATION_BY_NAME, PluginReply
 from chaosvol.proxy.holds import HoldMatch
+from chaosvol.proxy.state import ProxyState
 from chaosvol.proxy.unix import accept_forever, open_unix_listener
 from chaosvol.wire.common import WireState
 from chaosvol.wire.http import Refused, ServerSide
 from chaosvol.wire.streams import RECEIVE_SIZE, SocketStream
-
-if TYPE_CHECKING:
-    from chaosvol.proxy.server import PluginServer
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +110,11 @@ ROUTES: Final[dict[str, frozenset[str]]] = {
 
 
 class ControlServer:
-    """Serves the control socket of one PluginServer until `shut_down()`."""
+    """Serves the control socket of one proxy until `shut_down()`: it reads and changes the
+    proxy's ProxyState, never the plugin server itself."""
 
-    def __init__(self, server: PluginServer, path: str, *, mode: int = CONTROL_MODE) -> None:
-        self.server = server
+    def __init__(self, state: ProxyState, path: str, *, mode: int = CONTROL_MODE) -> None:
+        self.state = state
         self.path = path
         self.mode = mode
         self._scope: trio.CancelScope | None = None
@@ -208,34 +207,34 @@ class ControlServer:
         return {"Implements": []}
 
     async def _status(self, body: dict[str, Any]) -> dict[str, Any]:
-        server = self.server
-        engine = server.engine
-        settings = server.settings
-        events = server.events
+        state = self.state
+        engine = state.engine
+        settings = state.settings
+        events = state.events
         return {
             "name": settings.name,
             "socket": settings.socket_path,
             "control": self.path,
             "backend": settings.backend_label,
             "pid": os.getpid(),
-            "uptime_s": round(time.time() - server.started_at, 3),
-            "paused": server.paused,
+            "uptime_s": round(time.time() - state.started_at, 3),
+            "paused": state.paused,
             "profile": {"source": engine.profile.source, "rules": len(engine.profile.rules), "seed": engine.seed,
-                        "loaded": _iso(server.profile_loaded_at)},
-            "calls": dict(server.calls_by_operation),
-            "calls_total": sum(server.calls_by_operation.values()),
-            "last_seq": server.recent.last_seq,
-            "in_flight": server.in_flight,
-            "held": len(server.holds),
-            "connections": server.connections,
+                        "loaded": _iso(state.profile_loaded_at)},
+            "calls": dict(state.calls_by_operation),
+            "calls_total": sum(state.calls_by_operation.values()),
+            "last_seq": state.recent.last_seq,
+            "in_flight": state.in_flight,
+            "held": len(state.holds),
+            "connections": state.connections,
             "events": None if events is None else {"written": events.written, "lost": events.lost},
         }
 
     async def _rules(self, body: dict[str, Any]) -> dict[str, Any]:
         now = trio.current_time()
-        statistics = self.server.engine.statistics()
+        statistics = self.state.engine.statistics()
         return {
-            "paused": self.server.paused,
+            "paused": self.state.paused,
             "rules": [
                 {
                     "name": rule.name,
@@ -253,20 +252,18 @@ class ControlServer:
         text = _field(body, "text", str)
         source = _field(body, "source", str, default="<ctl load>")
         profile = parse_profile(text, source)  # ProfileError: refused, the old profile stays
-        engine = self.server.load(profile)
+        engine = self.state.load(profile)
         log.warning("ctl load: %s in force (%d rules, seed %d); rule counters start again", source, len(profile.rules), engine.seed)
         return {"loaded": source, "rules": len(profile.rules), "seed": engine.seed}
 
     async def _pause(self, body: dict[str, Any]) -> dict[str, Any]:
-        if not self.server.paused:
+        if self.state.pause():
             log.warning("ctl pause: every call passes through until resume")
-        self.server.paused = True
         return {"paused": True}
 
     async def _resume(self, body: dict[str, Any]) -> dict[str, Any]:
-        if self.server.paused:
+        if self.state.resume():
             log.warning("ctl resume: the profile's rules fire again")
-        self.server.paused = False
         return {"paused": False}
 
     async def _enable(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +274,7 @@ class ControlServer:
 
     def _set_enabled(self, body: dict[str, Any], enabled: bool) -> dict[str, Any]:
         name = _field(body, "rule", str)
-        engine = self.server.engine
+        engine = self.state.engine
         try:
             engine.set_enabled(name, enabled)
         except KeyError:
@@ -287,7 +284,7 @@ class ControlServer:
         return {"rule": name, "enabled": enabled}
 
     async def _held(self, body: dict[str, Any]) -> dict[str, Any]:
-        holds = self.server.holds
+        holds = self.state.holds
         match = _hold_match(body.get("match"))
         wait = _wait(body)
         if wait:
@@ -298,7 +295,7 @@ class ControlServer:
         return {"held": [held.to_json(now) for held in holds if match.matches(held)]}
 
     async def _release(self, body: dict[str, Any]) -> dict[str, Any]:
-        holds = self.server.holds
+        holds = self.state.holds
         now = trio.current_time()
         if "id" in body:
             ident = _field(body, "id", int)
@@ -319,7 +316,7 @@ class ControlServer:
         return {"released": [held.to_json(now) for held in released]}
 
     async def _events(self, body: dict[str, Any]) -> dict[str, Any]:
-        recent = self.server.recent
+        recent = self.state.recent
         after = _field(body, "after", int, default=0)
         limit = min(_field(body, "limit", int, default=MAX_EVENTS), MAX_EVENTS)
         wait = _wait(body)

@@ -95,13 +95,13 @@ class ProxyThread:
 
     async def _main(self) -> None:
         from chaosvol.backends.spec import open_backend
-        from chaosvol.proxy.server import PluginServer
+        from chaosvol.proxy.service import serve_proxy
+        from chaosvol.proxy.state import ProxyState
 
         self._token = trio.lowlevel.current_trio_token()
         backend = open_backend(self.backend_spec, own_socket=self.settings.socket_path)
-        self._server = PluginServer(self.settings, backend, ChaosEngine(PASSTHROUGH))
         async with trio.open_nursery() as nursery:
-            await nursery.start(self._server.serve)
+            self._server = await nursery.start(serve_proxy, ProxyState(self.settings, backend, ChaosEngine(PASSTHROUGH)))
             self._ready.set()
 
 

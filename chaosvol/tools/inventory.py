@@ -13,6 +13,7 @@ from pathlib import Path
 
 import trio
 
+from chaosvol.backends import Backend, running
 from chaosvol.backends.spec import open_backend
 from chaosvol.core.errors import BackendError, UsageError
 from chaosvol.core.protocol import Operation, PluginCall, field_of
@@ -42,24 +43,26 @@ def directory_view(root: Path) -> BackendView:
 
 
 async def _ask_plugin(spec: str) -> BackendView:
-    backend = open_backend(spec)
     try:
-        listed = await backend.call(PluginCall.build(Operation.LIST))
-        value = listed.decoded()
-        if listed.is_error or not isinstance(value, dict):
-            raise UsageError(f"backend {spec} answered List with an error: {listed.err}")
-        volumes: dict[str, dict[str, int] | None] = {}
-        for entry in field_of(value, "Volumes") or []:
-            name = field_of(entry, "Name") if isinstance(entry, dict) else None
-            if not isinstance(name, str):
-                continue
-            got = (await backend.call(PluginCall.build(Operation.GET, name))).decoded()
-            volume = field_of(got, "Volume") if isinstance(got, dict) else None
-            status = field_of(volume, "Status") if isinstance(volume, dict) else None
-            mounts = field_of(status, "mounts") if isinstance(status, dict) else None
-            volumes[name] = {str(k): int(v) for k, v in mounts.items()} if isinstance(mounts, dict) else None
-        return BackendView(volumes)
+        async with running(open_backend(spec)) as backend:
+            return await _ask(spec, backend)
     except BackendError as exc:
         raise UsageError(f"cannot read the backend: {exc}") from exc
-    finally:
-        await backend.aclose()
+
+
+async def _ask(spec: str, backend: Backend) -> BackendView:
+    listed = await backend.call(PluginCall.build(Operation.LIST))
+    value = listed.decoded()
+    if listed.is_error or not isinstance(value, dict):
+        raise UsageError(f"backend {spec} answered List with an error: {listed.err}")
+    volumes: dict[str, dict[str, int] | None] = {}
+    for entry in field_of(value, "Volumes") or []:
+        name = field_of(entry, "Name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        got = (await backend.call(PluginCall.build(Operation.GET, name))).decoded()
+        volume = field_of(got, "Volume") if isinstance(got, dict) else None
+        status = field_of(volume, "Status") if isinstance(volume, dict) else None
+        mounts = field_of(status, "mounts") if isinstance(status, dict) else None
+        volumes[name] = {str(k): int(v) for k, v in mounts.items()} if isinstance(mounts, dict) else None
+    return BackendView(volumes)

@@ -45,6 +45,7 @@ from chaosvol.core.protocol import OPERATION_BY_NAME, Operation, PluginCall
 from chaosvol.proxy.eventlog import EventLog
 from chaosvol.proxy.server import PluginServer
 from chaosvol.proxy.settings import ServeSettings
+from chaosvol.proxy.state import ProxyState
 from chaosvol.tools.audit import Finding, LogView, audit
 
 log = logging.getLogger(__name__)
@@ -136,11 +137,12 @@ class Sweep:
         backend, backend_spec = self.backend_for(0)
         settings = ServeSettings(spec.name, spec.socket_path, backend.name, None, shutdown_grace=2.0)
         events = EventLog.open(str(self.events_path))
-        server = PluginServer(settings, backend, ChaosEngine(sweep_profile(spec, None)), events)
+        state = ProxyState(settings, backend, ChaosEngine(sweep_profile(spec, None)), events)
+        server = PluginServer(state)
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
             try:
-                baseline = await self.one_run(server, 0, backend_spec)
+                baseline = await self.one_run(state, 0, backend_spec)
                 total = baseline.matching_calls
                 runs = total if spec.max_runs is None else min(total, spec.max_runs)
                 self.progress(
@@ -150,20 +152,19 @@ class Sweep:
                 for k in range(1, runs + 1):
                     backend, backend_spec = self.backend_for(k)
                     if spec.backend is None:
-                        old, server.backend = server.backend, backend
-                        await old.aclose()
-                    server.load(sweep_profile(spec, k))
-                    server.paused = False
+                        await (await state.use_backend(backend)).aclose()
+                    state.load(sweep_profile(spec, k))
+                    state.resume()
                     self.progress(f"[{k}/{runs}] failing {spec.operation} call #{k} with {spec.action}")
-                    result = await self.one_run(server, k, backend_spec)
+                    result = await self.one_run(state, k, backend_spec)
                     self.progress(f"[{k}/{runs}] {summary_line(result, spec.audit)}")
             finally:
                 server.shut_down()
         return self.results
 
-    async def one_run(self, server: PluginServer, k: int, backend_spec: str) -> RunResult:
+    async def one_run(self, state: ProxyState, k: int, backend_spec: str) -> RunResult:
         spec = self.spec
-        first_seq = server.recent.last_seq
+        first_seq = state.recent.last_seq
         output = spec.work / f"run-{k}.log"
         started = time.monotonic()
         env = dict(os.environ, CHAOSVOL_SWEEP_K=str(k), CHAOSVOL_DRIVER=spec.name)
@@ -174,13 +175,13 @@ class Sweep:
                 exit_status = done.returncode
         result = RunResult(k, exit_status, time.monotonic() - started, output=output)
         await trio.lowlevel.checkpoint()  # let the event log writer take the last records
-        records = [CallEvent.from_json(record.to_json()) for record in server.recent.after(first_seq)]
+        records = [CallEvent.from_json(record.to_json()) for record in state.recent.after(first_seq)]
         result.hit = next((r for r in records if r.rule == SWEEP_RULE), None)
-        result.matching_calls = server.engine.statistics().rules[SWEEP_RULE].matched
-        server.paused = True  # nothing is injected from here to the next run
+        result.matching_calls = state.engine.statistics().rules[SWEEP_RULE].matched
+        state.pause()  # nothing is injected from here to the next run
         if spec.audit:
             result.findings = await self.audit(backend_spec, records)
-        result.cleanup_problems = await self.clean_up(server)
+        result.cleanup_problems = await self.clean_up(state)
         self.results.append(result)
         return result
 
@@ -192,18 +193,18 @@ class Sweep:
         backend = await trio.to_thread.run_sync(backend_view, backend_spec)
         return audit(self.spec.name, daemon, backend, LogView.from_records(records))
 
-    async def clean_up(self, server: PluginServer) -> list[str]:
+    async def clean_up(self, state: ProxyState) -> list[str]:
         """Remove what the run left: containers on the driver's volumes, the volumes, and what the
         backend still holds. Returns what could not be removed."""
         problems: list[str] = []
         if self.spec.audit:
             problems += await trio.to_thread.run_sync(_clean_docker, self.spec.docker_host, self.spec.name)
-        listed = await _backend_call(server.backend, PluginCall.build(Operation.LIST))
+        listed = await _backend_call(state.backend, PluginCall.build(Operation.LIST))
         value = listed.decoded() if listed is not None else None
         for entry in (value or {}).get("Volumes") or [] if isinstance(value, dict) else []:
             name = entry.get("Name") if isinstance(entry, dict) else None
             if isinstance(name, str):
-                reply = await _backend_call(server.backend, PluginCall.build(Operation.REMOVE, name))
+                reply = await _backend_call(state.backend, PluginCall.build(Operation.REMOVE, name))
                 if reply is None or reply.is_error:
                     problems.append(f"backend volume {name}: {reply.err if reply is not None else 'no answer'}")
         return problems

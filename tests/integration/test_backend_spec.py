@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chaosvol.backends import running
 from chaosvol.backends.directory import DirectoryBackend
 from chaosvol.backends.spec import open_backend
 from chaosvol.core.errors import UsageError
@@ -75,7 +76,8 @@ async def test_a_refused_backend_is_retried_on_dockerds_schedule_and_said_the_sa
     backend = open_backend(address, timeouts=ClientTimeouts(long=30, short=30, connect_retry_delays=(1.0, 2.0, 4.0, 8.0)))
     started = trio.current_time()
     with pytest.raises(BackendUnavailable) as raised:
-        await backend.call(create("v"))
+        async with running(backend):
+            await backend.call(create("v"))
     assert raised.value.reason == "cannot connect: Connection refused"
     assert trio.current_time() - started == pytest.approx(15.0, abs=0.5)  # 1 + 2 + 4 + 8 s, as dockerd
 
@@ -113,8 +115,6 @@ async def test_a_tcp_backend_that_comes_up_during_the_retries_is_reached(nursery
         await trio.serve_tcp(plugin, port, host="127.0.0.1")
 
     nursery.start_soon(serve_later)
-    try:
-        with trio.fail_after(10):
+    with trio.fail_after(10):
+        async with running(backend):
             assert (await backend.call(remove("v"))).err is None
-    finally:
-        await backend.aclose()

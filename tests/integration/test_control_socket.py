@@ -18,11 +18,14 @@ import pytest
 import trio
 import trio.lowlevel
 
+from chaosvol.backends import AnswerSink
 from chaosvol.backends.directory import DirectoryBackend
 from chaosvol.core.engine import ChaosEngine
 from chaosvol.core.protocol import PluginCall, PluginReply
 from chaosvol.proxy.server import PluginServer
+from chaosvol.proxy.service import serve_proxy
 from chaosvol.proxy.settings import ServeSettings
+from chaosvol.proxy.state import ProxyState
 from tests.support.builders import get, profile, remove, rule
 from tests.support.fakes import DaemonClient
 
@@ -46,8 +49,7 @@ async def ctl(control: str, *args: str) -> tuple[int, str, str, float]:
 
 async def start(nursery: trio.Nursery, short_tmp: str, backend: Any, *rules: dict[str, Any]) -> tuple[PluginServer, str, str]:
     sock, control = f"{short_tmp}/p.sock", f"{short_tmp}/p.ctl.sock"
-    server = PluginServer(ServeSettings("p", sock, backend.name, control), backend, ChaosEngine(profile(*rules)))
-    await nursery.start(server.serve)
+    server: PluginServer = await nursery.start(serve_proxy, ProxyState(ServeSettings("p", sock, backend.name, control), backend, ChaosEngine(profile(*rules))))
     return server, sock, control
 
 
@@ -98,9 +100,13 @@ async def test_ctl_round_trip_while_500_calls_are_held(short_tmp: str, nursery: 
 class HungBackend:
     name = "hung"
 
-    async def call(self, call: PluginCall) -> PluginReply:
+    async def call(self, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
         await trio.sleep_forever()
         raise AssertionError
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
 
     async def aclose(self) -> None:
         pass
@@ -113,7 +119,7 @@ async def test_ctl_answers_while_the_backend_is_hung(short_tmp: str, nursery: tr
     async with trio.open_nursery() as calls:
         for client in clients:
             calls.start_soon(client.call, get("v"))
-        while server.in_flight < 50:
+        while server.state.in_flight < 50:
             await trio.sleep(0.01)
         code, out, _, _ = await ctl(control, "status")
         assert code == 0 and "50 in flight" in out, out
@@ -138,9 +144,9 @@ async def test_ctl_load_refuses_a_bad_profile_with_check_s_message_and_keeps_the
     code, _, err, _ = await ctl(control, "load", bad)
     check = await trio.run_process([sys.executable, "-m", "chaosvol", "check", bad], capture_stderr=True, check=False)
     assert code == 2 and err == check.stderr.decode()
-    assert server.engine.rule_names == ["d"]
+    assert server.state.engine.rule_names == ["d"]
     code, out, _, _ = await ctl(control, "load", "drop-removes")
-    assert code == 0 and out.startswith("loaded ") and server.engine.rule_names != ["d"]
+    assert code == 0 and out.startswith("loaded ") and server.state.engine.rule_names != ["d"]
     server.shut_down()
 
 

@@ -19,6 +19,7 @@ from chaosvol.core.protocol import LARGE_BODY, PluginCall, PluginReply
 from chaosvol.proxy.eventlog import EventLog
 from chaosvol.proxy.server import PluginServer
 from chaosvol.proxy.settings import ServeSettings
+from chaosvol.proxy.state import ProxyState
 from chaosvol.wire.streams import open_unix_stream
 from tests.support.builders import list_, profile, rule
 from tests.support.events import call_lines
@@ -64,7 +65,7 @@ async def proxy(nursery: trio.Nursery, tmp: str, answer: bytes | None, *rules: d
     events = EventLog(log, close_stream=False)
     nursery.start_soon(events.run)
     client = PluginClient("odd", lambda: open_unix_stream(f"{tmp}/b.sock"), timeouts=ClientTimeouts(long=5, short=5))
-    server = PluginServer(ServeSettings("t", f"{tmp}/p.sock", "odd"), client, ChaosEngine(profile(*rules) if rules else PASSTHROUGH), events)
+    server = PluginServer(ProxyState(ServeSettings("t", f"{tmp}/p.sock", "odd"), client, ChaosEngine(profile(*rules) if rules else PASSTHROUGH), events))
     await nursery.start(server.serve)
     daemon = DaemonClient(await trio.open_unix_socket(f"{tmp}/p.sock"))
     _OPEN.append(daemon)

@@ -23,6 +23,7 @@ from chaosvol.core.profile import PASSTHROUGH
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply
 from chaosvol.proxy.server import PluginServer
 from chaosvol.proxy.settings import ServeSettings
+from chaosvol.proxy.state import ProxyState
 from tests.support.builders import (
     DOCKERD_REQUESTS,
     PODMAN_REQUESTS,
@@ -54,7 +55,7 @@ async def deadline() -> AsyncIterator[None]:
 @asynccontextmanager
 async def serving(nursery: trio.Nursery, socket_path: str, backend: Backend, *rules: dict[str, Any]) -> AsyncIterator[PluginServer]:
     settings = ServeSettings("t", socket_path, backend.name, shutdown_grace=1.0)
-    server = PluginServer(settings, backend, ChaosEngine(profile(*rules) if rules else PASSTHROUGH))
+    server = PluginServer(ProxyState(settings, backend, ChaosEngine(profile(*rules) if rules else PASSTHROUGH)))
     await nursery.start(server.serve)
     try:
         yield server
@@ -259,7 +260,7 @@ async def test_shutdown_answers_in_flight_calls_cuts_hung_ones_and_removes_the_s
     sock = f"{short_tmp}/p.sock"
     settings = ServeSettings("t", sock, "builtin", shutdown_grace=1.0)
     rules = profile(rule({"delay": {"duration": "300ms"}}, op="Get"), rule("hang", op="Create"))
-    server = PluginServer(settings, DirectoryBackend(f"{short_tmp}/vols"), ChaosEngine(rules))
+    server = PluginServer(ProxyState(settings, DirectoryBackend(f"{short_tmp}/vols"), ChaosEngine(rules)))
     results: dict[str, Any] = {}
     async with trio.open_nursery() as inner:
         await inner.start(server.serve)
@@ -295,7 +296,7 @@ async def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(short_tmp:
     stale.close()  # the file stays, nobody listens: a dead plugin's leftover
     async with serving(nursery, sock, DirectoryBackend(f"{short_tmp}/vols")):
         with pytest.raises(UsageError, match="another process is serving"):
-            second = PluginServer(ServeSettings("t", sock, "x"), DirectoryBackend(f"{short_tmp}/v2"), ChaosEngine(PASSTHROUGH))
+            second = PluginServer(ProxyState(ServeSettings("t", sock, "x"), DirectoryBackend(f"{short_tmp}/v2"), ChaosEngine(PASSTHROUGH)))
             await nursery.start(second.serve)
         assert (await (await daemon(sock)).call(activate())).status == 200
 
@@ -320,7 +321,7 @@ async def test_crash_removes_the_socket_closes_every_connection_and_comes_back(s
 
 async def test_crash_without_restart_ends_the_server(short_tmp: str) -> None:
     sock = f"{short_tmp}/p.sock"
-    server = PluginServer(ServeSettings("t", sock, "b"), DirectoryBackend(f"{short_tmp}/vols"), ChaosEngine(profile(rule("crash", op="Get"))))
+    server = PluginServer(ProxyState(ServeSettings("t", sock, "b"), DirectoryBackend(f"{short_tmp}/vols"), ChaosEngine(profile(rule("crash", op="Get")))))
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
         client = await daemon(sock)

@@ -24,7 +24,7 @@ from tests.support.shell import Proxy, start_proxy
 
 async def control_call(proxy: Proxy, target: str, body: Any = None, method: str = "POST") -> tuple[int, dict[str, Any]]:
     raw = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
-    reply = await ControlServer(proxy.server, "/unused").dispatch(ControlRequest(method, target, raw))
+    reply = await ControlServer(proxy.server.state, "/unused").dispatch(ControlRequest(method, target, raw))
     assert reply.content_type == "application/json"
     return reply.status, json.loads(reply.body)
 
@@ -189,7 +189,7 @@ async def test_release_by_match_picks_by_operation_and_volume_glob(autojump_cloc
     _, released = await control_call(proxy, "/release", {"all": True})
     assert len(released["released"]) == 2
     await trio.testing.wait_all_tasks_blocked()
-    assert len(proxy.server.holds) == 0 and len(proxy.backend.calls) == 3
+    assert len(proxy.server.state.holds) == 0 and len(proxy.backend.calls) == 3
 
 
 async def test_waiting_for_held_calls_gives_up_after_its_wait(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
@@ -206,9 +206,9 @@ async def test_a_held_call_whose_connection_is_cancelled_leaves_no_hold(autojump
             calls.start_soon(proxy.server.handle_connection, server_end, 1)
             calls.start_soon(DaemonClient(client).call, remove("v"))
             await trio.sleep(5)
-            assert len(proxy.server.holds) == 1
+            assert len(proxy.server.state.holds) == 1
             calls.cancel_scope.cancel()
-        assert len(proxy.server.holds) == 0
+        assert len(proxy.server.state.holds) == 0
         assert proxy.backend.calls == []
         outer.cancel_scope.cancel()
 

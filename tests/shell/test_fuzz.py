@@ -18,6 +18,7 @@ from chaosvol.core.profile import parse_profile
 from chaosvol.core.protocol import Operation
 from chaosvol.proxy.server import PluginServer
 from chaosvol.proxy.settings import ServeSettings
+from chaosvol.proxy.state import ProxyState
 from tests.support.builders import profile, rule
 from tests.support.fakes import RecordingBackend
 
@@ -48,7 +49,7 @@ def requests(draw: st.DrawFn) -> bytes:
 def test_every_complete_request_gets_an_answer_and_the_server_stays_up(batch: list[bytes], chunk: int) -> None:
     async def main() -> None:
         rules = profile(rule({"error": {"when": "after"}}, op="Remove"), rule({"corrupt": {"body": "truncated"}}, op="Get"))
-        server = PluginServer(ServeSettings("f", "/x", "r"), RecordingBackend(), ChaosEngine(rules))
+        server = PluginServer(ProxyState(ServeSettings("f", "/x", "r"), RecordingBackend(), ChaosEngine(rules)))
         client, server_side = trio.testing.memory_stream_pair()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.handle_connection, server_side, 1)
@@ -62,7 +63,7 @@ def test_every_complete_request_gets_an_answer_and_the_server_stays_up(batch: li
                     assert piece, f"closed after {received.count(b'HTTP/1.1 ')} of {len(batch)} answers"
                     received += piece
             await client.aclose()
-        assert server.in_flight == 0
+        assert server.state.in_flight == 0
 
     trio.run(main)
 

@@ -20,6 +20,7 @@ from chaosvol.faults import FAULTS
 from chaosvol.proxy.eventlog import EventLog
 from chaosvol.proxy.server import PluginServer
 from chaosvol.proxy.settings import ServeSettings
+from chaosvol.proxy.state import ProxyState
 from tests.support.builders import (
     DOCKERD_REQUESTS,
     activate,
@@ -210,7 +211,7 @@ async def test_the_event_log_survives_a_write_error(nursery: trio.Nursery) -> No
 
     events = EventLog(Full(), close_stream=False)
     nursery.start_soon(events.run)
-    server = PluginServer(ServeSettings("t", "/x", "r"), RecordingBackend(), ChaosEngine(profile()), events)
+    server = PluginServer(ProxyState(ServeSettings("t", "/x", "r"), RecordingBackend(), ChaosEngine(profile()), events))
     client, server_stream = trio.testing.memory_stream_pair()
     nursery.start_soon(server.handle_connection, server_stream, 1)
     daemon = DaemonClient(client)

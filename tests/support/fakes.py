@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import trio
 
+from chaosvol.backends import AnswerSink
 from chaosvol.core.errors import BackendError
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply
 from chaosvol.wire.common import WireState
@@ -22,10 +23,14 @@ class RecordingBackend:
         self._answer = answer or _default_answer
         self.closed = False
 
-    async def call(self, call: PluginCall) -> PluginReply:
+    async def call(self, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
         self.calls.append(call)
         await trio.lowlevel.checkpoint()
         return self._answer(call)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
 
     async def aclose(self) -> None:
         self.closed = True
@@ -36,7 +41,7 @@ class FailingBackend(RecordingBackend):
         super().__init__()
         self.error = error
 
-    async def call(self, call: PluginCall) -> PluginReply:
+    async def call(self, call: PluginCall, sink: AnswerSink | None = None) -> PluginReply:
         self.calls.append(call)
         await trio.lowlevel.checkpoint()
         raise self.error

@@ -13,6 +13,7 @@ from chaosvol.core.engine import ChaosEngine
 from chaosvol.proxy.eventlog import EventLog
 from chaosvol.proxy.server import PluginServer
 from chaosvol.proxy.settings import ServeSettings
+from chaosvol.proxy.state import ProxyState
 from tests.support.builders import profile
 from tests.support.events import call_lines
 from tests.support.fakes import DaemonClient, RecordingBackend
@@ -44,5 +45,5 @@ async def start_proxy(nursery: trio.Nursery, *rules: dict[str, Any], backend: Re
     events = EventLog(log, close_stream=False)
     nursery.start_soon(events.run)
     settings = ServeSettings("test", "/nonexistent/test.sock", backend.name)
-    server = PluginServer(settings, backend, ChaosEngine(profile(*rules)), events)
+    server = PluginServer(ProxyState(settings, backend, ChaosEngine(profile(*rules)), events))
     return Proxy(server, backend, log, events, nursery)
