@@ -64,10 +64,13 @@ class BackendOutcome:
         return {"status": self.reply.status, "err": self.reply.err}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRecord:
     """One call's record. It keeps the replies themselves: what the log says of them (`err`,
-    `found`) is worked out when the line is written, off the call's path, and only if it is."""
+    `found`) is worked out when the line is written, off the call's path, and only if it is.
+
+    Not frozen, though nothing changes a record once made: a frozen dataclass of 21 fields
+    costs 3.7 us to build (object.__setattr__ per field), a plain one 0.3 us, on every call."""
 
     started_at: float  # Unix time
     seq: int

@@ -235,7 +235,7 @@ class PluginServer:
 
     async def handle_call(self, call: PluginCall, conn: int, docker: DockerSide) -> None:
         state = self.state
-        seq = state.next_seq()
+        seq = state.seq = state.seq + 1
         started_at, started = time.time(), trio.current_time()
         state.calls_by_operation[call.operation.value] += 1
         state.in_flight += 1
@@ -285,8 +285,12 @@ class PluginServer:
                 retry_link=link.reason if link is not None else None,
             ))
 
+    def _next_seq(self) -> int:
+        self.state.seq += 1
+        return self.state.seq
+
     def _record_refused(self, conn: int, target: str | None, error: RequestError) -> None:
         self.state.record(CallRecord(
-            started_at=time.time(), seq=self.state.next_seq(), conn=conn, operation=target, volume=None, mount_id=None,
+            started_at=time.time(), seq=self._next_seq(), conn=conn, operation=target, volume=None, mount_id=None,
             rule=None, action=None, forwarded=False, backend=None, reply=error.docker_reply(), elapsed=0.0, outcome="refused",
         ))

@@ -50,31 +50,16 @@ class ProxyState:
         self.connections = 0  # connections from the daemon open right now
         self.started_at = time.time()
         self.profile_loaded_at = time.time()
-        self._backend = backend
+        # Read these three freely; change them only through the methods below. (Plain attributes:
+        # the call path reads each once a call, and a property costs a function call.)
+        self.engine = engine
+        self.backend = backend
+        self.paused = False  # the kill switch: every call passes through (rules still count)
+        self.seq = 0  # the last call's number
         self._duties: trio.Nursery | None = None  # where backends' duties run (run_backend)
         self._duty: trio.CancelScope | None = None  # the duties of the backend in use
-        self._engine = engine
-        self._paused = False
-        self._seq = 0
 
     # -- what the calls are served with ----------------------------------------------------
-
-    @property
-    def engine(self) -> ChaosEngine:
-        return self._engine
-
-    @property
-    def backend(self) -> Backend:
-        return self._backend
-
-    @property
-    def paused(self) -> bool:
-        """The kill switch: while paused every call passes through (rules still count matches)."""
-        return self._paused
-
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
 
     def record(self, record: CallRecord) -> None:
         """Keep a call's record for `ctl events`, and write it to the event log."""
@@ -87,21 +72,21 @@ class ProxyState:
     def load(self, profile: Profile) -> ChaosEngine:
         """Put `profile` in force at once. Rule counters start again (the count of Activates
         goes on); calls already held or delayed go on as planned."""
-        engine = self._engine
+        engine = self.engine
         seed = self.seed_override if self.seed_override is not None else profile.seed if profile.seed is not None else engine.seed
-        self._engine = ChaosEngine(profile, seed=seed, activations=engine.activations)
+        self.engine = ChaosEngine(profile, seed=seed, activations=engine.activations)
         self.profile_loaded_at = time.time()
         self.log_profile("load")
-        return self._engine
+        return self.engine
 
     def pause(self) -> bool:
         """Pause; False when it already was."""
-        was, self._paused = self._paused, True
+        was, self.paused = self.paused, True
         return not was
 
     def resume(self) -> bool:
         """Resume; False when it was not paused."""
-        was, self._paused = self._paused, False
+        was, self.paused = self.paused, False
         return was
 
     async def use_backend(self, backend: Backend) -> Backend:
@@ -110,7 +95,7 @@ class ProxyState:
         old_duty = self._duty
         if self._duties is not None:
             await self._duties.start(self._run_duty, backend)
-        old, self._backend = self._backend, backend
+        old, self.backend = self.backend, backend
         if old_duty is not None:
             old_duty.cancel()
         return old
@@ -121,7 +106,7 @@ class ProxyState:
         async with trio.open_nursery() as nursery:
             self._duties = nursery
             try:
-                await nursery.start(self._run_duty, self._backend)
+                await nursery.start(self._run_duty, self.backend)
                 task_status.started()
                 await trio.sleep_forever()
             finally:
@@ -136,10 +121,10 @@ class ProxyState:
         come from (`header`: a run starts; `load`: another profile took over)."""
         if self.events is None:
             return
-        profile = self._engine.profile
+        profile = self.engine.profile
         settings = self.settings
         self.events.write_line(header_line(
-            kind, version=__version__, seed=self._engine.seed, profile_source=profile.source, profile_digest=profile.digest,
+            kind, version=__version__, seed=self.engine.seed, profile_source=profile.source, profile_digest=profile.digest,
             rules=len(profile.rules), started_at=time.time(), name=settings.name, socket=settings.socket_path,
             backend=settings.backend_label,
         ))

@@ -106,10 +106,6 @@ def parse_answer_head(buffer: bytearray, eof: bool) -> AnswerHead | WireState | 
     return AnswerHead(end, end + 4 + length, status, content_type)
 
 
-def request_bytes(target: bytes, headers: Headers, body: bytes) -> bytes:
-    return b"POST " + target + b" HTTP/1.1\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + body
-
-
 def response_head(reply: PluginReply, *, close: bool = False) -> bytes:
     """What h11 writes for our answers, without h11: status line, our headers, blank line."""
     return head_bytes(reply.status, reply.content_type, len(reply.body), close=close)

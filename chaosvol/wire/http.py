@@ -298,7 +298,7 @@ class ClientWire(_Wire):
         if self._h11 is None:
             self._request = (target, headers, call.body)  # for h11, should the answer need it
             self._buffer.clear()
-            return fastpath.request_bytes(target, headers, call.body)
+            return b"POST " + target + b" HTTP/1.1\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + call.body
         conn = self._h11
         data = conn.send(h11.Request(method=b"POST", target=target, headers=headers))
         if call.body:

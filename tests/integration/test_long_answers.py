@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from chaosvol.backends.client import ClientTimeouts, PluginClient
 from chaosvol.core.engine import ChaosEngine
@@ -73,7 +74,7 @@ async def proxy(nursery: trio.Nursery, tmp: str, answer: bytes | None, *rules: d
 
 
 async def records(log: io.StringIO) -> list[dict[str, Any]]:
-    await trio.sleep(0.05)  # the writer task runs after the call
+    await trio.testing.wait_all_tasks_blocked()  # the call's record is written once its task ends
     return call_lines(log.getvalue())
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaosvol.core.protocol import PluginReply
+from chaosvol.proxy.control import ControlClient, control_path_for
 from tests.integration.test_cli import CHAOSVOL, call, serving
 from tests.support.builders import create, get, mount, remove
 from tests.support.events import call_lines
@@ -20,12 +21,15 @@ from tests.support.events import call_lines
 
 def test_sigterm_answers_the_calls_in_flight_then_exits_0(short_tmp: str) -> None:
     sock, profile = f"{short_tmp}/p.sock", Path(short_tmp) / "p.yaml"
-    profile.write_text("version: 1\nrules:\n  - {match: {op: Get}, action: {delay: {duration: 1s}}}\n")
+    profile.write_text("version: 1\nrules:\n  - {match: {op: Get}, action: {delay: {duration: 3s}}}\n")  # within the 5 s grace
     with serving("--socket", sock, "--backend", f"builtin:{short_tmp}/v", "--profile", str(profile)) as process:
         answers: list[PluginReply] = []
         thread = threading.Thread(target=lambda: answers.append(call(sock, get("v"))))
         thread.start()
-        time.sleep(0.3)
+        control = ControlClient(control_path_for(sock))
+        deadline = time.monotonic() + 10
+        while control.status()["in_flight"] == 0:  # the Get is read and its delay has begun
+            assert time.monotonic() < deadline, "the Get never reached the proxy"
         process.send_signal(signal.SIGTERM)
         thread.join(10)
         assert process.wait(10) == 0

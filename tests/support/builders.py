@@ -121,7 +121,8 @@ class _Expectation:
     decision: Decision
 
     def expect(self, *effects: Effect) -> Decision:
-        assert self.decision.plan == Plan.of(*effects), f"got {self.decision.plan}"
+        expected = Plan.of(*effects)
+        assert self.decision.plan == expected, f"\nexpected {expected}\n     got {self.decision.plan}"
         return self.decision
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaosvol.core.engine import ChaosEngine, Decision
+from chaosvol.core.errors import ProfileError
 from chaosvol.core.events import CallEvent, CallRecord, parse_event_log
 from chaosvol.core.profile import load_profile, parse_profile
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply
@@ -108,7 +110,13 @@ def test_names_with_glob_characters_are_matched_literally() -> None:
 
 # -- the property: any profile, any calls ----------------------------------------------------------
 
+def _examples() -> list[Any]:
+    """Every registered fault's example, as a profile writes it: a new fault is tested here too."""
+    return [yaml.safe_load(FAULTS[word].example) for word in sorted(FAULTS)]
+
+
 ACTIONS: st.SearchStrategy[Any] = st.sampled_from([
+    *_examples(),
     "drop", "pass", "hide",
     {"delay": {"duration": "40ms", "jitter": "35ms"}},
     {"delay": {"duration": "1s", "jitter": "999ms", "when": "after"}},
@@ -124,14 +132,18 @@ ACTIONS: st.SearchStrategy[Any] = st.sampled_from([
 OPERATIONS = ["Create", "Remove", "Mount", "Unmount", "Path", "Get", "List", "Capabilities"]
 
 
+def _loads(rule: dict[str, Any]) -> bool:
+    try:
+        parse_profile(yaml.safe_dump({"version": 1, "rules": [rule]}), "a.yaml")
+    except ProfileError:
+        return False
+    return True
+
+
 @st.composite
 def rules(draw: st.DrawFn) -> dict[str, Any]:
     action = draw(ACTIONS)
-    word = action if isinstance(action, str) else next(iter(action))
-    operations = FAULTS[word].operations  # what the registry says the fault works on
-    allowed = OPERATIONS if operations is None else sorted(op.value for op in operations if op.value in OPERATIONS)
-    if word == "corrupt" and "mountpoint" in action["corrupt"]:
-        allowed = ["Mount", "Path"]
+    allowed = [op for op in OPERATIONS if _loads({"match": {"op": op}, "action": action})]  # what the fault works on
     rule: dict[str, Any] = {"match": {"op": draw(st.lists(st.sampled_from(allowed), min_size=1, max_size=3, unique=True))}}
     if draw(st.booleans()):
         rule["match"]["volume"] = draw(st.sampled_from(["v*", "v1", "*a*", "we[*]ird"]))
@@ -143,9 +155,10 @@ def rules(draw: st.DrawFn) -> dict[str, Any]:
         rule["probability"] = draw(st.sampled_from([0.1, 0.5, 0.9]))
     if draw(st.integers(0, 4)) == 0:  # several actions in one rule, as `actions: [...]` writes them
         second = draw(st.sampled_from([{"delay": {"duration": "20ms", "jitter": "10ms"}}, {"error": {"when": "after"}}]))
-        if word in ("pass", "error", "delay"):
-            rule["actions"] = [action, second]
+        rule["actions"] = [action, second]
+        if _loads(rule):
             return rule
+        del rule["actions"]  # an order that cannot run (a reset before the second): one action
     rule["action"] = action
     return rule
 
