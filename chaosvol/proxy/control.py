@@ -33,7 +33,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -71,7 +71,7 @@ class ControlRequest:
 
 
 class ControlWire(ServerSide[ControlRequest]):
-    def _complete(self, target: bytes, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> ControlRequest | Refused:
+    def _complete(self, target: bytes, method: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> ControlRequest | Refused:
         path = target.decode("ascii", "replace").split("?", 1)[0]
         verb = method.decode("ascii", "replace")
         allowed = ROUTES.get(path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from chaosvol.core.errors import RequestError
 from chaosvol.core.protocol import PluginReply
@@ -24,7 +24,15 @@ _FIELD_VALUE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _TARGET: Final = re.compile(rb"/[\x21-\x7e]*")
 _NOT_ON_FAST_PATH: Final = frozenset({b"transfer-encoding", b"connection", b"expect", b"upgrade", b"te"})
 
-Headers = list[tuple[bytes, bytes]]
+Headers = tuple[tuple[bytes, bytes], ...]
+_T = TypeVar("_T")
+
+# Parsed heads, by their bytes. dockerd sends the same few heads again and again (they differ by
+# target and Content-Length only), and a plugin its answers' heads: parsing one costs about 6 us,
+# finding it here 0.1 us. Nothing a head says depends on anything but its bytes.
+HEADS_KEPT: Final = 512
+_REQUEST_HEADS: Final[dict[bytes, tuple[bytes, Headers, int]]] = {}
+_ANSWER_HEADS: Final[dict[bytes, tuple[int, str | None, int]]] = {}
 
 
 def parse_request(buffer: bytearray, eof: bool) -> tuple[bytes, Headers, bytes] | WireState | None:
@@ -42,7 +50,26 @@ def parse_request(buffer: bytearray, eof: bool) -> tuple[bytes, Headers, bytes] 
         if eof or len(buffer) > MAX_HEADER_BYTES:
             return None  # h11 words the error
         return WireState.NEED_DATA
-    lines = bytes(buffer[:end]).split(b"\r\n")
+    head = bytes(buffer[:end])
+    known = _REQUEST_HEADS.get(head)
+    if known is None:
+        known = _request_head(head)
+        if known is None:
+            return None
+        _remember(_REQUEST_HEADS, head, known)
+    target, headers, length = known
+    if length > MAX_REQUEST_BODY:
+        raise RequestError(f"request body of {length} bytes is over the limit of {MAX_REQUEST_BODY}", 413)
+    total = end + 4 + length
+    if len(buffer) < total:
+        return None if eof else WireState.NEED_DATA
+    body = bytes(buffer[end + 4 : total])
+    del buffer[:total]
+    return target, headers, body
+
+
+def _request_head(head: bytes) -> tuple[bytes, Headers, int] | None:
+    lines = head.split(b"\r\n")
     request_line = lines[0].split(b" ")
     if len(request_line) != 3 or request_line[0] != b"POST" or request_line[2] != b"HTTP/1.1":
         return None
@@ -53,14 +80,7 @@ def parse_request(buffer: bytearray, eof: bool) -> tuple[bytes, Headers, bytes] 
     if parsed is None:
         return None
     headers, length = parsed
-    if length > MAX_REQUEST_BODY:
-        raise RequestError(f"request body of {length} bytes is over the limit of {MAX_REQUEST_BODY}", 413)
-    total = end + 4 + length
-    if len(buffer) < total:
-        return None if eof else WireState.NEED_DATA
-    body = bytes(buffer[end + 4 : total])
-    del buffer[:total]
-    return target, headers, body
+    return target, headers, length
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +109,19 @@ def parse_answer_head(buffer: bytearray, eof: bool) -> AnswerHead | WireState | 
         if eof or len(buffer) > MAX_HEADER_BYTES:
             return None
         return WireState.NEED_DATA
-    lines = bytes(buffer[:end]).split(b"\r\n")
+    head = bytes(buffer[:end])
+    known = _ANSWER_HEADS.get(head)
+    if known is None:
+        known = _answer_head(head)
+        if known is None:
+            return None
+        _remember(_ANSWER_HEADS, head, known)
+    status, content_type, length = known
+    return AnswerHead(end, end + 4 + length, status, content_type)
+
+
+def _answer_head(head: bytes) -> tuple[int, str | None, int] | None:
+    lines = head.split(b"\r\n")
     status_line = lines[0].split(b" ", 2)
     if len(status_line) < 2 or status_line[0] != b"HTTP/1.1" or len(status_line[1]) != 3 or not status_line[1].isdigit():
         return None
@@ -100,10 +132,16 @@ def parse_answer_head(buffer: bytearray, eof: bool) -> AnswerHead | WireState | 
     if parsed is None:
         return None
     headers, length = parsed
-    content_type = next((value.decode("latin-1") for name, value in headers if name == b"content-type"), None)
     if length > MAX_REPLY_BODY:
         return None
-    return AnswerHead(end, end + 4 + length, status, content_type)
+    content_type = next((value.decode("latin-1") for name, value in headers if name == b"content-type"), None)
+    return status, content_type, length
+
+
+def _remember(heads: dict[bytes, _T], head: bytes, parsed: _T) -> None:
+    if len(heads) >= HEADS_KEPT:
+        heads.clear()  # a client that varies its headers: start again, the cost stays bounded
+    heads[head] = parsed
 
 
 def response_head(reply: PluginReply, *, close: bool = False) -> bytes:
@@ -124,7 +162,7 @@ def head_bytes(status: int, content_type: str | None, length: int, *, close: boo
 def _plain_headers(lines: list[bytes]) -> tuple[Headers, int] | None:
     """The header lines of a plain message (names lowercased) and its Content-Length, or None
     when the message is not plain enough for the fast path."""
-    headers: Headers = []
+    headers: list[tuple[bytes, bytes]] = []
     length = -1
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
@@ -141,4 +179,4 @@ def _plain_headers(lines: list[bytes]) -> tuple[Headers, int] | None:
         elif name in _NOT_ON_FAST_PATH:
             return None
         headers.append((name, value))
-    return (headers, length) if length >= 0 else None
+    return (tuple(headers), length) if length >= 0 else None

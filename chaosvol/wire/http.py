@@ -12,7 +12,7 @@ closed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
@@ -222,14 +222,14 @@ class ServerSide(_Wire, Generic[Request]):
             self._h11.send_failed()
 
 
-    def _complete(self, target: bytes, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> Request | Refused:
+    def _complete(self, target: bytes, method: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> Request | Refused:
         raise NotImplementedError
 
 
 class ServerWire(ServerSide[PluginCall]):
     """The plugin socket's side of one connection from dockerd or Podman (see ServerSide)."""
 
-    def _complete(self, target: bytes, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> PluginCall | Refused:
+    def _complete(self, target: bytes, method: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> PluginCall | Refused:
         return _plugin_call(target, method, headers, body)
 
 
@@ -237,7 +237,7 @@ def _server_h11() -> h11.Connection:
     return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
 
 
-def _plugin_call(target_bytes: bytes, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> PluginCall | Refused:
+def _plugin_call(target_bytes: bytes, method: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> PluginCall | Refused:
     target = target_bytes.decode("ascii", "replace")
     operation = OPERATION_BY_TARGET.get(target)
     if operation is None:
@@ -270,7 +270,7 @@ class ClientWire(_Wire):
         self._response: h11.Response | None = None
         self._body = bytearray()
         self._answer_started = False
-        self._request: tuple[bytes, list[tuple[bytes, bytes]], bytes] | None = None
+        self._request: tuple[PluginCall, bytes] | None = None  # the call the answer being read answers
         self._head: AnswerHead | None = None
         self._parts: list[bytes | bytearray] = []  # body pieces read after the head
         self._have = 0  # their length
@@ -279,26 +279,24 @@ class ClientWire(_Wire):
         """The bytes of `call` as the backend should get them: the daemon's body and headers, our
         framing. `host` replaces Host only when the caller sent none; Podman's requests keep
         having no Accept."""
-        headers: list[tuple[bytes, bytes]] = []
-        has_host = False
-        for name, value in call.headers:
-            lowered = name.lower()
-            has_host = has_host or lowered == b"host"
-            headers.append((name, value))
-        if not has_host:
-            headers.insert(0, (b"Host", host))
-        if not call.headers:  # a call of our own (activation, audit): dress it as dockerd would
-            headers.append((b"Accept", PLUGIN_ACCEPT.encode("ascii")))
-        headers.append((b"Content-Length", str(len(call.body)).encode("ascii")))
         self._answer_started = False
         self._head = None
         self._parts.clear()
         self._have = 0
         target = call.operation.target.encode("ascii")
         if self._h11 is None:
-            self._request = (target, headers, call.body)  # for h11, should the answer need it
+            self._request = (call, host)  # for h11, should the answer need it
             self._buffer.clear()
-            return b"POST " + target + b" HTTP/1.1\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + call.body
+            key = (call.headers, host)
+            lines = _HEADER_LINES.get(key)
+            if lines is None:
+                lines = b"".join(n + b": " + v + b"\r\n" for n, v in _request_headers(call, host))
+                if len(_HEADER_LINES) >= fastpath.HEADS_KEPT:
+                    _HEADER_LINES.clear()
+                _HEADER_LINES[key] = lines
+            return b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (target, lines, len(call.body)) + call.body
+        headers = _request_headers(call, host)
+        headers.append((b"Content-Length", str(len(call.body)).encode("ascii")))
         conn = self._h11
         data = conn.send(h11.Request(method=b"POST", target=target, headers=headers))
         if call.body:
@@ -378,7 +376,9 @@ class ClientWire(_Wire):
         self._head = None
         conn = _client_h11()
         if self._request is not None:
-            target, headers, body = self._request
+            call, host = self._request
+            target, headers, body = call.operation.target.encode("ascii"), _request_headers(call, host), call.body
+            headers.append((b"Content-Length", str(len(body)).encode("ascii")))
             conn.send(h11.Request(method=b"POST", target=target, headers=headers))
             if body:
                 conn.send(h11.Data(data=body))
@@ -426,6 +426,22 @@ class ClientWire(_Wire):
         if self._h11 is None:
             return not self._eof
         return self._h11.our_state is h11.IDLE and self._h11.their_state is h11.IDLE
+
+
+# The header lines sent for a call's headers (all but Content-Length), by those headers and Host:
+# the daemon sends the same few sets again and again.
+_HEADER_LINES: dict[tuple[tuple[tuple[bytes, bytes], ...], bytes], bytes] = {}
+
+
+def _request_headers(call: PluginCall, host: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers the backend gets, Content-Length apart: the daemon's, with Host added when
+    it sent none; a call of our own (activation, audit) dressed as dockerd's."""
+    headers = list(call.headers)
+    if not any(name.lower() == b"host" for name, _ in headers):
+        headers.insert(0, (b"Host", host))
+    if not call.headers:
+        headers.append((b"Accept", PLUGIN_ACCEPT.encode("ascii")))
+    return headers
 
 
 def _client_h11() -> h11.Connection:

@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from chaosvol.core.protocol import PluginReply
+from chaosvol.faults import FAULTS
 from chaosvol.wire.common import WireState
 from chaosvol.wire.http import ClientWire
 from tests.support.builders import create, remove
 from tests.support.events import call_lines
 
 CHAOSVOL = [sys.executable, "-m", "chaosvol"]
+ALL_ACTIONS = ", ".join(sorted(FAULTS))
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -80,7 +82,7 @@ def test_check_accepts_shipped_profiles_and_rejects_bad_ones_with_positions(tmp_
     bad.write_text("version: 1\nrules:\n  - match: {op: Remove}\n    action: dorp\n")
     result = run("check", str(bad))
     assert result.returncode == 2
-    assert result.stderr == f"{bad}:4:13: rules[0].action: unknown action 'dorp' (did you mean 'drop'?); allowed: corrupt, crash, delay, drop, error, ghost, hang, hide, hold, pass, reset\n"
+    assert result.stderr == f"{bad}:4:13: rules[0].action: unknown action 'dorp' (did you mean 'drop'?); allowed: {ALL_ACTIONS}\n"
 
 
 def test_serve_refuses_bad_input_with_one_message_and_exit_2(short_tmp: str) -> None:
@@ -221,7 +223,7 @@ def test_sweep_refuses_a_bad_action_before_running_anything(short_tmp: str) -> N
     result = run("sweep", "--socket", f"{short_tmp}/p.sock", "--op", "Remove", "--action", "dorp", "--no-audit", "--", "true")
     assert (result.returncode, result.stderr.strip()) == (
         2, ("chaosvol: --op Remove --action 'dorp': action: unknown action 'dorp' (did you mean 'drop'?); allowed: "
-            "corrupt, crash, delay, drop, error, ghost, hang, hide, hold, pass, reset"),
+            f"{ALL_ACTIONS}"),
     )
 
 
