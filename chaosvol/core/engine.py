@@ -23,12 +23,12 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from chaosvol.core.effects import Forward, Plan
 from chaosvol.core.profile import Profile, Rule
 from chaosvol.core.protocol import Operation, PluginCall
-from chaosvol.faults import FaultContext
+from chaosvol.faults import Fault, FaultContext
 
 PASS_PLAN: Final = Plan.of(Forward())
 
@@ -41,7 +41,7 @@ class Decision:
     action: str | None
     plan: Plan
     rule_index: int | None = None  # the rule's place in the profile, from 0
-    actions: tuple[Any, ...] = ()  # the rule's actions resolved for this call (random choices made)
+    actions: tuple[Fault, ...] = ()  # the rule's actions resolved for this call (random choices made)
     volume_pattern: str | None = None  # the rule's volume glob (for List, the entries it acts on)
 
     @property

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from chaosvol.core.protocol import PluginReply, field_of
-from chaosvol.faults import options_of
+from chaosvol.faults import Fault, options_of
 
 # Options whose names look like credentials are never written in clear.
 SECRET_OPTION: Final = re.compile(r"pass|token|secret|key|credential|auth|cert", re.IGNORECASE)
@@ -89,7 +89,7 @@ class CallRecord:
     opts: dict[str, str] | None = None
     held: str | None = None  # held by a hold rule: how the hold ended (released, timeout, cancelled)
     rule_index: int | None = None  # the rule's place in its profile, from 0
-    actions: tuple[Any, ...] = ()  # the rule's actions as resolved for this call
+    actions: tuple[Fault, ...] = ()  # the rule's actions as resolved for this call
     volume_pattern: str | None = None  # the rule's volume glob
     retry_of: int | None = None  # an empty-body retry: the seq of the call it retries (volume: that call's)
     retry_link: str | None = None  # an empty-body retry with no retry_of: why it could not be linked
@@ -191,7 +191,7 @@ class CallRecord:
         return entry[1]
 
 
-_DECISIONS: Final[dict[tuple[int, str | None], tuple[tuple[Any, ...], str]]] = {}
+_DECISIONS: Final[dict[tuple[int, str | None], tuple[tuple[Fault, ...], str]]] = {}
 
 
 # What a short answer says (its err, encoded for the line, and whether it carries a volume), by

@@ -14,18 +14,29 @@ import fnmatch
 import hashlib
 import random
 import re
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, assert_never
 
 import yaml
 
-from chaosvol.core.durations import DURATION_FORMS, DurationMarker, parse_duration
+from chaosvol.core.durations import DURATION_FORMS, parse_duration
 from chaosvol.core.effects import Plan
 from chaosvol.core.errors import Position, ProfileError, ProfileProblem
+from chaosvol.core.options import (
+    Choice,
+    Duration,
+    Flag,
+    Integer,
+    Names,
+    Null,
+    Number,
+    OneOf,
+    OptionKind,
+    Text,
+    option_specs,
+)
 from chaosvol.core.protocol import OPERATION_BY_NAME, Operation, PluginCall
 from chaosvol.faults import FAULTS, Fault, FaultContext
 
@@ -94,7 +105,7 @@ class Rule:
 
     name: str
     match: Match
-    actions: tuple[Any, ...]  # Fault instances; Any because Protocol instances need no base
+    actions: tuple[Fault, ...]
     after: int = 0
     times: int | None = None
     probability: float = 1.0
@@ -121,7 +132,7 @@ class Rule:
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         return self.decide(call, context)[1]
 
-    def decide(self, call: PluginCall, context: FaultContext) -> tuple[tuple[Any, ...], Plan]:
+    def decide(self, call: PluginCall, context: FaultContext) -> tuple[tuple[Fault, ...], Plan]:
         """The actions resolved for this call (every random choice made) and the plan made of
         them: the plan draws nothing more, so the resolved actions say all it does."""
         if len(self.actions) == 1:
@@ -439,7 +450,7 @@ class _Loader:
                 pass
         return opts
 
-    def _actions(self, node: yaml.Node, keys: dict[str, yaml.Node], where: str) -> tuple[Any, ...] | None:
+    def _actions(self, node: yaml.Node, keys: dict[str, yaml.Node], where: str) -> tuple[Fault, ...] | None:
         if ("action" in keys) == ("actions" in keys):
             self.fail(node, where, f"a rule needs exactly one of action or actions; allowed actions: {_allowed_actions()}")
             return None
@@ -477,19 +488,18 @@ class _Loader:
             raise self.fail(node, where, f"unknown action {word!r}{suggestion}; allowed: {_allowed_actions()}")
         where = _join(where, word)
         values: dict[str, Any] = {}
-        fields = [f for f in dataclasses.fields(fault_type)]
-        hints = typing.get_type_hints(fault_type, include_extras=True)
+        specs = option_specs(fault_type)
         given: dict[str, yaml.Node] = {}
         if options is not None and not (isinstance(options, yaml.ScalarNode) and options.tag == "tag:yaml.org,2002:null"):
-            given = self.mapping(options, where, tuple(f.name for f in fields))
+            given = self.mapping(options, where, tuple(spec.name for spec in specs))
         missing = False
-        for spec in fields:
+        for spec in specs:
             if spec.name in given:
                 try:
-                    values[spec.name] = self.typed(given[spec.name], _join(where, spec.name), hints[spec.name])
+                    values[spec.name] = self.typed(given[spec.name], _join(where, spec.name), spec.kind)
                 except _Invalid:
                     pass
-            elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            elif spec.required:
                 self.fail(options if options is not None else node, where, f"missing {spec.name!r}; for example `{fault_type.example}`")
                 missing = True
         if missing or len(values) != len(given):
@@ -499,31 +509,28 @@ class _Loader:
         except (TypeError, ValueError) as exc:
             raise self.fail(node, where, str(exc)) from exc
 
-    def typed(self, node: yaml.Node, where: str, hint: Any) -> Any:
-        """Read `node` as a value of the type `hint` (see chaosvol.faults for what is supported)."""
-        origin = typing.get_origin(hint)
-        if origin in (typing.Union, types.UnionType):
-            choices = typing.get_args(hint)
-            is_null = isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-            if is_null and type(None) in choices:
-                return None
-            problems = len(self.problems)
-            messages = []
-            for choice in choices:
-                if choice is type(None):
-                    continue
-                try:
-                    value = self.typed(node, where, choice)
-                except _Invalid:
-                    messages.append(self.problems.pop().message)
-                    continue
-                del self.problems[problems:]
-                return value
-            alternatives = [_strip_found(m).removeprefix("expected ") for m in messages]
-            raise self.fail(node, where, "expected " + " or ".join(alternatives) + f"; found {_found(node)}")
-        if origin is typing.Annotated:
-            base, *markers = typing.get_args(hint)
-            if DurationMarker in markers:
+    def typed(self, node: yaml.Node, where: str, kind: OptionKind) -> Any:
+        """Read `node` as a value of `kind` (chaosvol.core.options)."""
+        match kind:
+            case OneOf(kinds=choices):
+                is_null = isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+                if is_null and Null() in choices:
+                    return None
+                problems = len(self.problems)
+                messages = []
+                for choice in choices:
+                    if choice == Null():
+                        continue
+                    try:
+                        value = self.typed(node, where, choice)
+                    except _Invalid:
+                        messages.append(self.problems.pop().message)
+                        continue
+                    del self.problems[problems:]
+                    return value
+                alternatives = [_strip_found(m).removeprefix("expected ") for m in messages]
+                raise self.fail(node, where, "expected " + " or ".join(alternatives) + f"; found {_found(node)}")
+            case Duration():
                 value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
                 if value == 0 and not isinstance(value, bool):
                     return 0.0  # a bare 0 is unambiguous
@@ -533,32 +540,35 @@ class _Loader:
                     except ValueError:
                         pass
                 raise self.fail(node, where, f"expected {DURATION_FORMS}; found {_found(node)}")
-            return self.typed(node, where, base)
-        if origin is Literal:
-            allowed = typing.get_args(hint)
-            value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
-            if value not in allowed or isinstance(value, bool):
-                raise self.fail(node, where, f"expected one of {', '.join(map(str, allowed))}; found {_found(node)}")
-            return value
-        if origin is tuple:
-            if not isinstance(node, yaml.SequenceNode):
-                raise self.fail(node, where, f"expected a list of names; found {_found(node)}")
-            return tuple(self.text(item, where) for item in node.value)
-        if hint is str:
-            return self.text(node, where)
-        if hint is bool:
-            value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
-            if not isinstance(value, bool):
-                raise self.fail(node, where, f"expected true or false; found {_found(node)}")
-            return value
-        if hint is int:
-            return self.integer(node, where, -(2**63))
-        if hint is float:
-            value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self.fail(node, where, f"expected a number; found {_found(node)}")
-            return float(value)
-        raise TypeError(f"chaosvol.faults cannot read options of type {hint!r}")  # a bug in a fault module
+            case Choice(values=allowed):
+                value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
+                if value not in allowed or isinstance(value, bool):
+                    raise self.fail(node, where, f"expected one of {', '.join(map(str, allowed))}; found {_found(node)}")
+                return value
+            case Names():
+                if not isinstance(node, yaml.SequenceNode):
+                    raise self.fail(node, where, f"expected a list of names; found {_found(node)}")
+                return tuple(self.text(item, where) for item in node.value)
+            case Text():
+                return self.text(node, where)
+            case Flag():
+                value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
+                if not isinstance(value, bool):
+                    raise self.fail(node, where, f"expected true or false; found {_found(node)}")
+                return value
+            case Integer():
+                return self.integer(node, where, -(2**63))
+            case Number():
+                value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise self.fail(node, where, f"expected a number; found {_found(node)}")
+                return float(value)
+            case Null():
+                if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+                    return None
+                raise self.fail(node, where, f"expected null; found {_found(node)}")
+            case _:
+                assert_never(kind)
 
     def _check_operations(
         self,
@@ -567,7 +577,7 @@ class _Loader:
         match_keys: dict[str, yaml.Node],
         where: str,
         operations: frozenset[Operation] | None,
-        actions: tuple[Any, ...],
+        actions: tuple[Fault, ...],
     ) -> frozenset[Operation] | None:
         supported = DEFAULT_OPERATIONS | ({Operation.ACTIVATE} if operations else set())
         for action in actions:

@@ -1,29 +1,28 @@
 """The fault registry: one small module per profile action, registered under its word.
 
-A fault is a frozen dataclass whose fields are the action's options. The profile loader reads
-YAML into those fields by their types (`Seconds` for durations, `Literal` for choices, `str`,
-`int`, `float`, `bool`, `tuple[str, ...]`), so adding a fault means writing one module: nothing
-else lists the faults. Class variables a fault may set:
+A fault is a frozen dataclass deriving from `Fault`, registered with `@register("word")`; its
+fields are the action's options. The profile loader, the JSON Schema and replay read the options
+through chaosvol.core.options (`Seconds` for durations, `Literal` for choices, `str`, `int`,
+`float`, `bool`, `tuple[str, ...]`), so adding a fault means writing one module: nothing else
+lists the faults. What `Fault` declares, with its defaults:
 
-* `operations`: the only operations it makes sense on (a profile using it elsewhere is refused);
-* `example`: how a profile writes it (shown in `chaosvol check` messages and in tests);
-* `sees_list_entries`: it acts on the volumes inside a List answer, so a rule's `volume`
-  pattern selects those entries instead of keeping the rule away from List.
-
-A fault may also define `advice(self) -> list[str]`: what a profile author should know about
-these options (for example, that a client such as Podman reads the fault differently);
-`chaosvol check` prints it as warnings (default: none). And `operations_problem(self,
-operations) -> str | None`: why these options cannot work on those operations, beyond
-`operations` (default: None; corrupt's `mountpoint` needs Mount or Path).
-
-A fault that draws from the rule's random stream or leaves something to the call (a default
-message) defines `resolve(self, call, context)`: the same fault with every choice made for this
-call (a delay's drawn duration and no jitter). The engine plans from the resolved fault, and
-the event log records it, so a run can be replayed from its log alone. The default is the
-fault itself. One that draws with its options says so with `draws(self) -> bool` (default
-False: `chaosvol serve` then says a random seed was chosen) and gives `nominal(self)`, the same
-fault drawing nothing (default: itself; what replay uses when a log did not record the draw).
+* `example` (required): how a profile writes it (in `chaosvol check` messages and in tests);
+* `plan(call, context)` (required): the effects for one call;
+* `operations` (None: any): the only operations it makes sense on (elsewhere it is refused);
+* `sees_list_entries` (False): it acts on the volumes inside a List answer, so a rule's `volume`
+  pattern selects those entries instead of keeping the rule away from List;
+* `advice()` ([]): what a profile author should know about these options (a client such as
+  Podman reads the fault differently); `chaosvol check` prints it as warnings;
+* `operations_problem(operations)` (None): why these options cannot work on those operations,
+  beyond `operations` (corrupt's `mountpoint` needs Mount or Path);
+* `resolve(call, context)` (itself): the same fault with every choice made for this call (a
+  delay's drawn duration and no jitter). The engine plans from the resolved fault, and the event
+  log records it, so a run can be replayed from its log alone;
+* `draws()` (False): whether it draws from the rule's random stream with these options
+  (`chaosvol serve` then says a random seed was chosen), and `nominal()` (itself): the same
+  fault drawing nothing (what replay uses when a log did not record the draw).
 """
+
 
 from __future__ import annotations
 
@@ -32,13 +31,13 @@ import importlib
 import json
 import pkgutil
 import random
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Protocol, TypeVar
+from typing import Any, ClassVar, Final, Self, TypeVar
 
-from chaosvol.core.durations import DurationMarker, format_duration
+from chaosvol.core.durations import format_duration
 from chaosvol.core.effects import Plan
+from chaosvol.core.options import is_duration, option_specs
 from chaosvol.core.protocol import Operation, PluginCall
 
 
@@ -59,48 +58,45 @@ class FaultContext:
     volume_pattern: str | None = None
 
 
-class Fault(Protocol):
-    word: ClassVar[str]
-    example: ClassVar[str]
-    operations: ClassVar[frozenset[Operation] | None]
-    sees_list_entries: ClassVar[bool]
+class Fault:
+    """What every fault is: the base of each registered fault class (a frozen dataclass whose
+    fields are its options). A fault writes `plan` and `example`; the rest has a default."""
 
-    def plan(self, call: PluginCall, context: FaultContext) -> Plan: ...
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every fault is a dataclass
 
-    def resolve(self, call: PluginCall, context: FaultContext) -> Any: ...
+    word: ClassVar[str]  # set by @register
+    example: ClassVar[str]  # how a profile writes it
+    operations: ClassVar[frozenset[Operation] | None] = None  # None: any operation
+    sees_list_entries: ClassVar[bool] = False
 
-    def draws(self) -> bool: ...
+    def plan(self, call: PluginCall, context: FaultContext) -> Plan:
+        raise NotImplementedError
 
-    def nominal(self) -> Any: ...
+    def resolve(self, call: PluginCall, context: FaultContext) -> Self:
+        """The same fault with every choice made for this call (default: nothing to choose)."""
+        return self
 
-    def advice(self) -> list[str]: ...
+    def draws(self) -> bool:
+        """Whether it draws from the rule's random stream with these options."""
+        return False
 
-    def operations_problem(self, operations: frozenset[Operation]) -> str | None: ...
+    def nominal(self) -> Self:
+        """The same fault drawing nothing (replay's stand-in when a log did not record a draw)."""
+        return self
 
+    def advice(self) -> list[str]:
+        """What a profile author should know about these options (`chaosvol check` warnings)."""
+        return []
 
-def _unresolved(self: Any, call: PluginCall, context: FaultContext) -> Any:
-    return self  # nothing drawn, nothing left to the call: the fault is its own decision
-
-
-def _draws_nothing(self: Any) -> bool:
-    return False
-
-
-def _itself(self: Any) -> Any:
-    return self
-
-
-def _no_advice(self: Any) -> list[str]:
-    return []
-
-
-def _no_problem(self: Any, operations: frozenset[Operation]) -> str | None:
-    return None
+    def operations_problem(self, operations: frozenset[Operation]) -> str | None:
+        """Why these options cannot work on those operations, beyond `operations`."""
+        return None
 
 
-FAULTS: Final[dict[str, type[Any]]] = {}
+FAULTS: Final[dict[str, type[Fault]]] = {}
 
-F = TypeVar("F", bound=type[Any])
+F = TypeVar("F", bound=type[Fault])
 
 
 def register(word: str) -> Callable[[F], F]:
@@ -109,17 +105,9 @@ def register(word: str) -> Callable[[F], F]:
     def decorate(cls: F) -> F:
         if word in FAULTS:
             raise RuntimeError(f"two faults registered as {word!r}")
+        if cls.plan is Fault.plan or not dataclasses.is_dataclass(cls) or "example" not in vars(cls):
+            raise TypeError(f"fault {word!r}: a dataclass deriving from Fault, with `example` and `plan`")
         cls.word = word
-        for name, default in (("operations", None), ("sees_list_entries", False)):
-            if name not in vars(cls) and not any(name in vars(base) for base in cls.__mro__[1:-1]):
-                setattr(cls, name, default)
-        methods: tuple[tuple[str, Callable[..., Any]], ...] = (
-            ("resolve", _unresolved), ("draws", _draws_nothing), ("nominal", _itself),
-            ("advice", _no_advice), ("operations_problem", _no_problem),
-        )
-        for method, implementation in methods:
-            if method not in vars(cls):
-                setattr(cls, method, implementation)
         FAULTS[word] = cls
         return cls
 
@@ -143,8 +131,7 @@ def profile_action(word: str, options: Mapping[str, Any]) -> Any:
     Raises:
         KeyError: no fault is called `word`.
     """
-    fault = FAULTS[word]
-    durations = {name for name, hint in typing.get_type_hints(fault, include_extras=True).items() if _is_duration(hint)}
+    durations = {spec.name for spec in option_specs(FAULTS[word]) if is_duration(spec.kind)}
     written: dict[str, Any] = {}
     for name, value in options.items():
         if value is None:
@@ -172,12 +159,6 @@ def describe_action(word: str, options: Mapping[str, Any]) -> str:
 
 def _needs_quotes(text: str) -> bool:
     return not text or any(c in text for c in ":{}[],#&*!|>'\"%@`") or text != text.strip()
-
-
-def _is_duration(hint: Any) -> bool:
-    if typing.get_origin(hint) is typing.Annotated:
-        return DurationMarker in typing.get_args(hint)[1:]
-    return any(_is_duration(arg) for arg in typing.get_args(hint))
 
 
 def load_faults() -> None:

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from chaosvol.core.effects import Forward, Plan, Reply, Rewrite
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 GARBAGE = b"<html><body>chaosvol: injected: garbage</body></html>\n"
 MOUNTPOINT_OPERATIONS = frozenset({Operation.MOUNT, Operation.PATH})
@@ -21,7 +21,7 @@ MOUNTPOINT_OPERATIONS = frozenset({Operation.MOUNT, Operation.PATH})
 
 @register("corrupt")
 @dataclass(frozen=True, slots=True)
-class Corrupt:
+class Corrupt(Fault):
     """Spoil the answer: exactly one of `body` or `mountpoint`; `forward: false` keeps the call
     from the backend (the broken answer is then all there is)."""
 

@@ -16,12 +16,12 @@ from chaosvol.core.durations import Seconds
 from chaosvol.core.effects import Crash as CrashEffect
 from chaosvol.core.effects import Plan
 from chaosvol.core.protocol import PluginCall
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("crash")
 @dataclass(frozen=True, slots=True)
-class Crash:
+class Crash(Fault):
     """Die `after` the call arrives (default at once); come back after `restart`, or never."""
 
     after: Seconds = 0.0

@@ -12,12 +12,12 @@ from typing import ClassVar, Literal
 from chaosvol.core.durations import Seconds
 from chaosvol.core.effects import Forward, Plan, Sleep
 from chaosvol.core.protocol import PODMAN_PLUGIN_TIMEOUT, PluginCall
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("delay")
 @dataclass(frozen=True, slots=True)
-class Delay:
+class Delay(Fault):
     """Wait `duration`, give or take up to `jitter` (uniform, from the rule's seeded stream)."""
 
     duration: Seconds

@@ -11,12 +11,12 @@ from typing import ClassVar
 
 from chaosvol.core.effects import Plan, Reply
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("drop")
 @dataclass(frozen=True, slots=True)
-class Drop:
+class Drop(Fault):
     """Answer `{"Err": ""}` (success) and never forward the call."""
 
     example: ClassVar[str] = "drop"

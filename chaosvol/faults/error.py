@@ -9,12 +9,12 @@ from typing import ClassVar, Final, Literal
 
 from chaosvol.core.effects import Forward, Plan, Reply
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply, injected_message
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("error")
 @dataclass(frozen=True, slots=True)
-class Error:
+class Error(Fault):
     """Answer `{"Err": message}` with `status`.
 
     With status 500 (the default) dockerd shows `VolumeDriver.X: message`; with 200 it shows the

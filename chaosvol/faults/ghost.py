@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from chaosvol.core.effects import Forward, Plan, Reply, Rewrite
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply, field_of
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 GHOST_STATUS = {"chaosvol": "ghost: injected, the backend has no such volume"}
 GHOST_MOUNTPOINTS = "/nonexistent/chaosvol-ghost"
@@ -20,7 +20,7 @@ GHOST_MOUNTPOINTS = "/nonexistent/chaosvol-ghost"
 
 @register("ghost")
 @dataclass(frozen=True, slots=True)
-class Ghost:
+class Ghost(Fault):
     """Volumes named in `names` exist for List and Get, and nowhere else."""
 
     names: tuple[str, ...]

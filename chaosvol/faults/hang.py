@@ -11,12 +11,12 @@ from chaosvol.core.durations import Seconds
 from chaosvol.core.effects import Forward, Plan, Sleep
 from chaosvol.core.effects import Hang as HangEffect
 from chaosvol.core.protocol import PluginCall
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("hang")
 @dataclass(frozen=True, slots=True)
-class Hang:
+class Hang(Fault):
     """Hold the connection open without answering until dockerd hangs up.
 
     `forward`: `never` (the default: the backend never sees the call), `before` (the backend

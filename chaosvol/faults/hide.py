@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 
 from chaosvol.core.effects import Forward, Plan, Reply, Rewrite
 from chaosvol.core.protocol import Operation, PluginCall, PluginReply, field_of
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("hide")
 @dataclass(frozen=True, slots=True)
-class Hide:
+class Hide(Fault):
     """Get says the volume does not exist; List omits it; the backend keeps it."""
 
     example: ClassVar[str] = "hide"

@@ -20,12 +20,12 @@ from chaosvol.core.durations import Seconds
 from chaosvol.core.effects import Forward, Plan
 from chaosvol.core.effects import Hold as HoldEffect
 from chaosvol.core.protocol import PODMAN_PLUGIN_TIMEOUT, PluginCall
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("hold")
 @dataclass(frozen=True, slots=True)
-class Hold:
+class Hold(Fault):
     """Park the call until released, or for at most `timeout` (default: no limit)."""
 
     timeout: Seconds | None = None

@@ -17,7 +17,7 @@ from typing import ClassVar, Final, Literal
 from chaosvol.core.durations import Seconds
 from chaosvol.core.effects import Forward, Plan, Sleep
 from chaosvol.core.protocol import PODMAN_PLUGIN_TIMEOUT, Operation, PluginCall
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 # dockerd's per-call timeouts (volume/drivers/proxy.go: longTimeout, shortTimeout). Activate has
 # none at all: nothing is late for it, so `late` refuses it.
@@ -35,7 +35,7 @@ def daemon_timeout(daemon: Literal["dockerd", "podman"], operation: Operation) -
 
 @register("late")
 @dataclass(frozen=True, slots=True)
-class Late:
+class Late(Fault):
     """Wait until `margin` after the daemon's timeout for this call's operation, then forward
     (`when: before`: the backend acts after the daemon gave up) or answer (`when: after`: the
     backend acted at once, the answer finds the daemon gone)."""

@@ -7,12 +7,12 @@ from typing import ClassVar
 
 from chaosvol.core.effects import Forward, Plan
 from chaosvol.core.protocol import PluginCall
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("pass")
 @dataclass(frozen=True, slots=True)
-class Pass:
+class Pass(Fault):
     """Forward the call as if no rule matched; the rule's counters still count it."""
 
     example: ClassVar[str] = "pass"

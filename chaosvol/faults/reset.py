@@ -11,12 +11,12 @@ from typing import ClassVar, Literal
 from chaosvol.core.effects import Forward, Plan
 from chaosvol.core.effects import Reset as ResetEffect
 from chaosvol.core.protocol import PluginCall
-from chaosvol.faults import FaultContext, register
+from chaosvol.faults import Fault, FaultContext, register
 
 
 @register("reset")
 @dataclass(frozen=True, slots=True)
-class Reset:
+class Reset(Fault):
     """Close the connection: `when: before` (the backend never sees the call) or `after`."""
 
     when: Literal["before", "after"] = "before"

@@ -22,7 +22,6 @@ among the retries of its operation (`retry: true`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import yaml
 
 from chaosvol.core.events import CallEvent
+from chaosvol.core.options import option_specs
 from chaosvol.core.profile import Profile, Rule
 from chaosvol.core.protocol import OPERATION_BY_NAME
 from chaosvol.faults import FAULTS, options_of, profile_action
@@ -121,7 +121,7 @@ def _actions(event: CallEvent, rule: Rule | None) -> tuple[list[Any] | None, str
     words = (event.action or "").split("+")
     for word in words:
         fault = FAULTS.get(word)
-        if fault is None or any(f.default is dataclasses.MISSING for f in dataclasses.fields(fault)):
+        if fault is None or any(spec.required for spec in option_specs(fault)):
             return None, None, f"{event.action} needs options a schema 1 log does not keep; pass the run's profile with --profile"
     return list(words), None, ""
 

@@ -9,13 +9,22 @@ support, or the order of several actions).
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from typing import Any, Literal
+from typing import Any, assert_never
 
-from chaosvol.core.durations import DurationMarker
 from chaosvol.core.events import SCHEMA
+from chaosvol.core.options import (
+    Choice,
+    Duration,
+    Flag,
+    Integer,
+    Names,
+    Null,
+    Number,
+    OneOf,
+    OptionKind,
+    Text,
+    option_specs,
+)
 from chaosvol.core.profile import _MATCH_KEYS, _RULE_KEYS, _TOP_KEYS, VERSION
 from chaosvol.core.protocol import OPERATION_BY_NAME
 from chaosvol.faults import FAULTS
@@ -94,9 +103,8 @@ def events_schema() -> dict[str, Any]:
     """The JSON Schema of an event log's lines (event schema 2): a `header` line opening each run,
     a `load` line when another profile takes over, and one line per call."""
     decision_actions = {
-        word: {"type": "object", "additionalProperties": False, "required": [f.name for f in _fields(fault)],
-               "properties": {f.name: _type(hint, in_log=True) for f in _fields(fault)
-                              for hint in [typing.get_type_hints(fault, include_extras=True)[f.name]]}}
+        word: {"type": "object", "additionalProperties": False, "required": [spec.name for spec in option_specs(fault)],
+               "properties": {spec.name: _type(spec.kind, in_log=True) for spec in option_specs(fault)}}
         for word, fault in sorted(FAULTS.items())
     }
     answer = {
@@ -172,17 +180,12 @@ def events_schema() -> dict[str, Any]:
     }
 
 
-def _fields(fault: type[Any]) -> list[dataclasses.Field[Any]]:
-    return list(dataclasses.fields(fault))
-
-
 def _required(fault: type[Any]) -> list[str]:
-    return [f.name for f in _fields(fault) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    return [spec.name for spec in option_specs(fault) if spec.required]
 
 
 def _options(fault: type[Any]) -> dict[str, Any]:
-    hints = typing.get_type_hints(fault, include_extras=True)
-    properties = {f.name: _type(hints[f.name]) for f in _fields(fault)}
+    properties = {spec.name: _type(spec.kind) for spec in option_specs(fault)}
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties,
                               "description": (fault.__doc__ or "").strip().split("\n")[0]}
     required = _required(fault)
@@ -193,23 +196,28 @@ def _options(fault: type[Any]) -> dict[str, Any]:
     return schema
 
 
-def _type(hint: Any, *, in_log: bool = False) -> dict[str, Any]:
-    """The schema of an option of type `hint`: as a profile writes it (YAML: a duration spelled,
-    a string that may read as a number), or `in_log`, as the event log records it (JSON:
-    durations in seconds, strings as strings)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [_type(choice, in_log=in_log) for choice in typing.get_args(hint)]}
-    if origin is typing.Annotated:
-        base, *markers = typing.get_args(hint)
-        if DurationMarker in markers:
+def _type(kind: OptionKind, *, in_log: bool = False) -> dict[str, Any]:
+    """The schema of an option of `kind`: as a profile writes it (YAML: a duration spelled, a
+    string that may read as a number), or `in_log`, as the event log records it (JSON: durations
+    in seconds, strings as strings)."""
+    match kind:
+        case OneOf(kinds=kinds):
+            return {"anyOf": [_type(choice, in_log=in_log) for choice in kinds]}
+        case Duration():
             return {"type": "number", "minimum": 0, "description": "seconds"} if in_log else {"$ref": "#/$defs/duration"}
-        return _type(base, in_log=in_log)
-    if origin is Literal:
-        return {"enum": list(typing.get_args(hint))}
-    if origin is tuple:
-        return {"type": "array", "items": {"type": "string" if in_log else ["string", "number"]}}
-    simple = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
-    if hint in simple:
-        return {"type": simple[hint]} if hint is not str or in_log else {"type": ["string", "number", "boolean"]}
-    raise TypeError(f"no schema for {hint!r}")
+        case Choice(values=values):
+            return {"enum": list(values)}
+        case Names():
+            return {"type": "array", "items": {"type": "string" if in_log else ["string", "number"]}}
+        case Text():
+            return {"type": "string"} if in_log else {"type": ["string", "number", "boolean"]}
+        case Flag():
+            return {"type": "boolean"}
+        case Integer():
+            return {"type": "integer"}
+        case Number():
+            return {"type": "number"}
+        case Null():
+            return {"type": "null"}
+        case _:
+            assert_never(kind)

@@ -12,6 +12,14 @@ from hypothesis import strategies as st
 from chaosvol.core.events import BackendOutcome, CallRecord, EventLogError, Seen, header_line, parse_event_log
 from chaosvol.core.protocol import PluginReply
 from chaosvol.faults import FAULTS
+from chaosvol.faults.corrupt import Corrupt
+from chaosvol.faults.crash import Crash
+from chaosvol.faults.delay import Delay
+from chaosvol.faults.drop import Drop
+from chaosvol.faults.error import Error
+from chaosvol.faults.ghost import Ghost
+from chaosvol.faults.hang import Hang
+from chaosvol.faults.hold import Hold
 from chaosvol.tools.schema import events_schema
 
 TEXT = st.text(max_size=12)  # any unicode: quotes, backslashes, control characters, surrogates' neighbours
@@ -26,9 +34,8 @@ BODIES = st.sampled_from([
     b"\xff\xfe",
 ])
 ACTIONS = st.sampled_from([
-    FAULTS["drop"](), FAULTS["delay"](0.312734, 0.0, "after"), FAULTS["error"]("disk \"on\" fire é", "after", 200),
-    FAULTS["ghost"](("a", "b\\c")), FAULTS["hang"](130.0), FAULTS["hang"]("never"), FAULTS["hold"](None, "after"),
-    FAULTS["corrupt"](None, ""), FAULTS["crash"](0.0, 5.0),
+    Drop(), Delay(0.312734, 0.0, "after"), Error("disk \"on\" fire é", "after", 200),
+    Ghost(("a", "b\\c")), Hang(130.0), Hang("never"), Hold(None, "after"), Corrupt(None, ""), Crash(0.0, 5.0),
 ])
 REPLIES = st.builds(PluginReply, st.sampled_from([200, 404, 500]), BODIES, st.sampled_from([None, "application/json"]))
 BACKENDS = st.one_of(st.none(), st.builds(BackendOutcome, REPLIES), st.builds(BackendOutcome, st.none(), TEXT))
