@@ -42,10 +42,10 @@ import trio
 from chaosvol.core.errors import ChaosvolError, ProfileError, RequestError, UsageError
 from chaosvol.core.profile import parse_profile
 from chaosvol.core.protocol import OPERATION_BY_NAME, PluginReply
+from chaosvol.proxy.connection import serve_connection
 from chaosvol.proxy.holds import HoldMatch
 from chaosvol.proxy.state import ProxyState
 from chaosvol.proxy.unix import accept_forever, open_unix_listener
-from chaosvol.wire.common import WireState
 from chaosvol.wire.http import Refused, ServerSide
 from chaosvol.wire.streams import RECEIVE_SIZE, SocketStream
 
@@ -157,33 +157,27 @@ class ControlServer:
 
     async def handle_connection(self, stream: trio.abc.Stream) -> None:
         wire = ControlWire()
+
+        async def receive() -> bytes | bytearray | None:
+            if not wire.mid_request:
+                return await stream.receive_some(RECEIVE_SIZE)
+            with trio.move_on_after(READ_TIMEOUT):
+                return await stream.receive_some(RECEIVE_SIZE)
+            return None  # half a request, then nothing
+
+        async def on_request(request: ControlRequest) -> bool:
+            await stream.send_all(wire.reply_bytes(await self.dispatch(request)))
+            return True
+
+        async def on_refused(refused: Refused) -> bool:
+            await stream.send_all(wire.reply_bytes(_json_reply({"Err": str(refused.error)}, refused.error.status_hint)))
+            return True
+
+        async def on_bad_request(error: RequestError) -> None:
+            await stream.send_all(wire.error_bytes(error))
+
         try:
-            while True:
-                try:
-                    event = wire.next_call()
-                except RequestError as exc:
-                    await stream.send_all(wire.error_bytes(exc))
-                    return
-                if event is WireState.NEED_DATA:
-                    if wire.mid_request:
-                        with trio.move_on_after(READ_TIMEOUT) as scope:
-                            data = await stream.receive_some(RECEIVE_SIZE)
-                        if scope.cancelled_caught:
-                            return
-                    else:
-                        data = await stream.receive_some(RECEIVE_SIZE)
-                    wire.receive_data(data)
-                elif event is WireState.CLOSED:
-                    return
-                elif isinstance(event, Refused):
-                    await stream.send_all(wire.reply_bytes(_json_reply({"Err": str(event.error)}, event.error.status_hint)))
-                    if not wire.keep_alive:
-                        return
-                else:
-                    reply = await self.dispatch(event)
-                    await stream.send_all(wire.reply_bytes(reply))
-                    if not wire.keep_alive:
-                        return
+            await serve_connection(wire, receive, on_request, on_refused, on_bad_request)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
@@ -27,19 +28,22 @@ from chaosvol.core.errors import RequestError
 from chaosvol.core.events import CallRecord
 from chaosvol.core.protocol import PluginCall
 from chaosvol.core.retries import RetryLink
+from chaosvol.proxy.connection import serve_connection
 from chaosvol.proxy.plan import CallProgress, DockerSide, PlanRunner
 from chaosvol.proxy.state import ProxyState
 from chaosvol.proxy.unix import UnixListener, accept_forever, open_unix_listener
-from chaosvol.wire.common import WireState
 from chaosvol.wire.http import Refused, ServerWire
 from chaosvol.wire.streams import RECEIVE_SIZE, SocketStream
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Connection:
     ident: int
+    stream: trio.abc.Stream
+    wire: ServerWire
+    docker: DockerSide
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)  # cancelled only while idle
     idle: bool = False  # waiting for the next request
 
@@ -164,40 +168,21 @@ class PluginServer:
 
     async def handle_connection(self, stream: trio.abc.Stream, ident: int) -> None:
         """Serve calls on one connection until the daemon closes it (or we must)."""
-        connection = _Connection(ident)
+        wire = ServerWire()
+        connection = _Connection(ident, stream, wire, DockerSide(stream, wire))
         self._connections[ident] = connection
         self.state.connections += 1
-        wire = ServerWire()
-        docker = DockerSide(stream, wire)
         try:
             # One scope for the connection's life, cancelled by shut_down() only while the
             # connection waits idle for a request (a scope per wait cost 7 us a call).
             with connection.scope:
-                while docker.open:
-                    try:
-                        event = wire.next_call()
-                    except RequestError as exc:
-                        log.warning("connection %d: %s; answering %d and closing", ident, exc, exc.status_hint)
-                        self._record_refused(ident, None, exc)
-                        await docker.send_raw(wire.error_bytes(exc))
-                        return
-                    if event is WireState.NEED_DATA:
-                        data = await self._receive(stream, wire, connection)
-                        if data is None:
-                            return
-                        wire.receive_data(data)
-                    elif event is WireState.CLOSED:
-                        return
-                    elif isinstance(event, Refused):
-                        log.warning("connection %d: %s", ident, event.error)
-                        self._record_refused(ident, event.target, event.error)
-                        if not await docker.send(event.error.docker_reply()) or not wire.keep_alive:
-                            return
-                    else:
-                        assert isinstance(event, PluginCall)
-                        await self.handle_call(event, ident, docker)
-                        if self._closing or not wire.keep_alive:
-                            return
+                await serve_connection(
+                    wire,
+                    partial(self._receive, connection),
+                    partial(self.handle_call, connection=connection),
+                    partial(self._refused, connection),
+                    partial(self._bad_request, connection),
+                )
         except Exception:
             log.exception("connection %d: internal error; closing this connection, serving on", ident)
         finally:
@@ -205,13 +190,12 @@ class PluginServer:
             self.state.connections -= 1
             await trio.aclose_forcefully(stream)
 
-    async def _receive(
-        self, stream: trio.abc.Stream, wire: ServerWire, connection: _Connection
-    ) -> bytes | bytearray | None:
+    async def _receive(self, connection: _Connection) -> bytes | bytearray | None:
         """Bytes from the daemon; None when the connection is over (closed, reset, timed out,
         or idle at shutdown)."""
+        stream = connection.stream
         try:
-            if wire.mid_request:
+            if connection.wire.mid_request:
                 with trio.fail_after(self.settings.request_read_timeout):
                     return await stream.receive_some(RECEIVE_SIZE)
             if self._closing:
@@ -231,10 +215,24 @@ class PluginServer:
         except trio.BrokenResourceError:
             return None
 
+    async def _refused(self, connection: _Connection, refused: Refused) -> bool:
+        """A request for no endpoint of ours, or not a POST: answered, recorded, the connection kept."""
+        log.warning("connection %d: %s", connection.ident, refused.error)
+        self._record_refused(connection.ident, refused.target, refused.error)
+        return await connection.docker.send(refused.error.docker_reply())
+
+    async def _bad_request(self, connection: _Connection, error: RequestError) -> None:
+        """Bytes that are no request we can serve: answered, recorded; the connection ends."""
+        log.warning("connection %d: %s; answering %d and closing", connection.ident, error, error.status_hint)
+        self._record_refused(connection.ident, None, error)
+        await connection.docker.send_raw(connection.wire.error_bytes(error))
+
     # -- one call -----------------------------------------------------------------------------
 
-    async def handle_call(self, call: PluginCall, conn: int, docker: DockerSide) -> None:
+    async def handle_call(self, call: PluginCall, *, connection: _Connection) -> bool:
+        """Serve one call; whether the connection can carry another."""
         state = self.state
+        conn, docker = connection.ident, connection.docker
         seq = state.seq = state.seq + 1
         started_at, started = time.time(), trio.current_time()
         state.calls_by_operation[call.operation.value] += 1
@@ -284,6 +282,7 @@ class PluginServer:
                 retry_of=link.retry_of if link is not None else None,
                 retry_link=link.reason if link is not None else None,
             ))
+        return docker.open and not self._closing
 
     def _next_seq(self) -> int:
         self.state.seq += 1
