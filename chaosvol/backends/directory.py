@@ -76,9 +76,6 @@ class DirectoryBackend:
         for leftover in self._trash.iterdir():
             _delete(leftover)
 
-    def volume_names(self) -> list[str]:
-        return sorted(self._volumes)
-
     def mounts_of(self, name: str) -> dict[str, int]:
         return dict(self._volumes[name].mounts)
 

@@ -33,7 +33,6 @@ from chaosvol.core.errors import UsageError
 
 PLUGIN_SOCKET: Final = "/run/docker/plugins/chaosvol.sock"
 CONTROL_SOCKET: Final = "/run/docker/plugins/chaosvol.ctl.sock"
-PROPAGATED_MOUNT: Final = "/mnt/volumes"
 BUILTIN_ROOT: Final = "/mnt/volumes/builtin"
 BACKEND_TARGET: Final = "/mnt/volumes/backend"
 DEFAULT_EVENTS: Final = "/mnt/volumes/events/events.jsonl"

@@ -92,6 +92,8 @@ def run_audit(args: argparse.Namespace) -> int:
             print(finding)
         for warning in daemon.warnings:
             print(f"note: dockerd warned: {warning} (its volume list may include stale cached entries)", file=sys.stderr)
+        if daemon.records is None and daemon.records_note:
+            print(f"note: {daemon.records_note}; judged from what dockerd answers and the event log", file=sys.stderr)
         if log is None and not podman:
             print("note: without --events, only what dockerd and the backend show now is compared", file=sys.stderr)
         if not findings:

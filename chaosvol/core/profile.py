@@ -672,11 +672,6 @@ def _allowed_actions() -> str:
     return ", ".join(sorted(FAULTS))
 
 
-def fault_types() -> Mapping[str, type[Fault]]:
-    """Every registered fault by its word (for schema and docs)."""
-    return FAULTS
-
-
 def advice(profile: Profile) -> list[str]:
     """Warnings about a valid profile, each `file:line:column: rules[i] (name): text`: what its
     faults mean for clients that read them differently (Podman's 5 s timeout, its reading of

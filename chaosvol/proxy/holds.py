@@ -68,8 +68,6 @@ class HoldRegistry:
     def __init__(self) -> None:
         self._held: dict[int, HeldCall] = {}
         self._next = 0
-        self.released_total = 0
-        self.timed_out_total = 0
         # Woken whenever a call is parked, so a test can wait for "the List is held now".
         self._parked = trio.Event()
 
@@ -94,7 +92,6 @@ class HoldRegistry:
                 how = "released"
                 return how
             how = "timeout"
-            self.timed_out_total += 1
             return how
         finally:
             self._held.pop(held.ident, None)  # release() may have taken it out already
@@ -109,7 +106,6 @@ class HoldRegistry:
         for held in chosen:
             del self._held[held.ident]  # gone from `held` at once, not when its task next runs
             held.released.set()
-        self.released_total += len(chosen)
         return chosen
 
     async def wait_for(self, match: HoldMatch, count: int = 1) -> list[HeldCall]:

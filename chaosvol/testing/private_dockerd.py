@@ -51,6 +51,10 @@ def dockerd_26_root() -> Path:
     return Path(configured) if configured else Path(__file__).resolve().parents[2] / "build" / "dockerd-26"
 
 
+class DockerCommandFailed(RuntimeError):
+    """A `docker` command run with check=True exited non-zero (its stderr is in the message)."""
+
+
 class DockerdUnavailable(Exception):
     """dockerd cannot run here; the message says why."""
 
@@ -226,7 +230,7 @@ class PrivateDockerd:
             [self.cli, *args], capture_output=True, text=True, env=self.environment(), timeout=timeout, check=False
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
+            raise DockerCommandFailed(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
         return result
 
     def stop(self, keep_state: bool = False) -> None:

@@ -34,7 +34,6 @@ from chaosvol.core.events import CallEvent
 from chaosvol.tools.boltdb import VolumeRecord
 
 Kind = Literal["stale-in-daemon", "unknown-to-daemon", "metadata-lost", "leaked-mount", "shadowed"]
-KINDS: tuple[Kind, ...] = ("stale-in-daemon", "unknown-to-daemon", "metadata-lost", "leaked-mount", "shadowed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import logging
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -289,10 +288,6 @@ def check_operation(operation: str) -> str:
     if operation not in OPERATION_BY_NAME:
         raise UsageError(f"--op {operation!r}: allowed: {', '.join(OPERATION_BY_NAME)}")
     return operation
-
-
-def command_text(command: Sequence[str]) -> str:
-    return shlex.join(command)
 
 
 def print_report(results: Sequence[RunResult], spec: SweepSpec, stream: Any = sys.stdout) -> int:
