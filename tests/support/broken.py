@@ -19,7 +19,8 @@ from chaosvol.wire.common import WireState
 from chaosvol.wire.http import Refused, ServerWire
 
 BUGS: Final = (
-    "activate", "capabilities", "create-get-list", "create-opts-null", "create-opts-empty", "create-opts-values",
+    "activate", "capabilities", "create-get-list", "create-opts-null", "create-opts-empty", "create-opts-absent",
+    "create-opts-values",
     "create-idempotent", "get-unknown", "remove", "remove-unknown", "mount-path", "mount-refcount",
     "remove-while-mounted", "empty-body", "bad-json", "names", "concurrency", "latency",
 )
@@ -53,6 +54,7 @@ class BrokenBackend(DirectoryBackend):
             return PluginReply.json({"Volumes": volumes, "Err": ""})
         if op is Operation.CREATE and (
             (bug == "create-opts-null" and opts is None) or (bug == "create-opts-empty" and opts == {})
+            or (bug == "create-opts-absent" and opts == "absent")
             or (bug == "create-opts-values" and isinstance(opts, dict) and opts)
         ):
             return PluginReply.error(f"bad Opts: {opts!r}")
@@ -69,8 +71,8 @@ class BrokenBackend(DirectoryBackend):
             return reply if reply.is_error else PluginReply.json({"Mountpoint": f"/nonexistent/{name}", "Err": ""})
         if bug == "mount-refcount" and op is Operation.UNMOUNT and name in self._volumes:
             state = self._volumes[name]
-            if call.mount_id in state.mounts:
-                state.mounts.clear()  # counted per volume: any Unmount releases it
+            if call.mount_id not in state.mounts and state.mounts:
+                state.mounts.popitem()  # counted per volume, IDs ignored: any Unmount takes one off
                 self._save(name, state)
                 return PluginReply.ok()
         if bug == "remove-while-mounted" and op is Operation.REMOVE and name in self._volumes:
