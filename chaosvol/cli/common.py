@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import sys
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from chaosvol.core.durations import DURATION_FORMS, parse_duration
 from chaosvol.core.errors import ChaosvolError, ProfileError, UsageError
@@ -105,3 +107,18 @@ def as_message(exc: ChaosvolError) -> str:
     if isinstance(exc, ProfileError):
         return text
     return f"chaosvol: {text}"
+
+
+def command(
+    commands: Any, run: Callable[[argparse.Namespace], int], *, epilog: str | None = None, raw: bool = False
+) -> argparse.ArgumentParser:
+    """The subcommand `run` carries out, named after it (run_conform: conform). Its docstring says
+    the rest: the first line is the help `chaosvol --help` lists, what follows the description.
+    `raw`: the description and the epilog keep their line breaks."""
+    help_text, _, description = inspect.cleandoc(run.__doc__ or "").partition("\n\n")
+    parser: argparse.ArgumentParser = commands.add_parser(
+        run.__name__.removeprefix("run_"), help=help_text, description=description or help_text, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter,
+    )
+    parser.set_defaults(run=run)
+    return parser

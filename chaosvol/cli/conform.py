@@ -11,7 +11,7 @@ from typing import Any, Final
 import trio
 
 from chaosvol.backends.spec import BACKEND_FORMS
-from chaosvol.cli.common import EXIT_FOUND, EXIT_OK, EXIT_USAGE
+from chaosvol.cli.common import EXIT_FOUND, EXIT_OK, EXIT_USAGE, command
 from chaosvol.core.errors import UsageError
 from chaosvol.tools.conform.checks import CHECKS
 from chaosvol.tools.conform.report import CannotRun, conform, select
@@ -32,14 +32,7 @@ run (nothing answers, not a volume plugin, bad arguments)."""
 
 
 def add_parsers(commands: Any) -> None:
-    parser = commands.add_parser(
-        "conform",
-        help="check a volume plugin against what dockerd (or Podman) relies on: one line per check",
-        description="Send a volume plugin the exact requests a daemon sends, and check each answer against what the "
-        "daemon does with it: PASS, FAIL (the daemon breaks), WARN (it works, at a cost) or SKIP, one line each.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command(commands, run_conform, epilog=EPILOG, raw=True)
     parser.add_argument("--backend", required=True, metavar="SPEC", help=f"the plugin: {BACKEND_FORMS}")
     parser.add_argument("--daemon", choices=sorted(SHAPES), default="dockerd-26",
                         help="whose requests to send, byte for byte (default: dockerd-26)")
@@ -50,7 +43,6 @@ def add_parsers(commands: Any) -> None:
     parser.add_argument("--restart-cmd", metavar="CMD", help="a shell command that restarts the plugin (for the restart check)")
     parser.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of lines")
-    parser.set_defaults(run=run_conform)
 
 
 def _ids(text: str | None) -> list[str]:
@@ -68,6 +60,12 @@ def _opts(items: list[str]) -> dict[str, str]:
 
 
 def run_conform(args: argparse.Namespace) -> int:
+    """check a volume plugin against what dockerd (or Podman) relies on: one line per check
+
+    Send a volume plugin the exact requests a daemon sends, and check each answer against what
+    the daemon does with it: PASS, FAIL (the daemon breaks), WARN (it works, at a cost) or SKIP,
+    one line each.
+    """
     ids = select(_ids(args.only), _ids(args.skip))
     shape = SHAPES[args.daemon]
 

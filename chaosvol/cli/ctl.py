@@ -9,12 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chaosvol.cli.common import (
-    EXIT_FOUND,
-    EXIT_OK,
-    EXIT_USAGE,
-    duration,
-)
+from chaosvol.cli.common import EXIT_FOUND, EXIT_OK, EXIT_USAGE, command, duration
 from chaosvol.cli.managed import CONTROL_SOCKET
 from chaosvol.core.errors import UsageError
 from chaosvol.core.profile import resolve_profile
@@ -40,13 +35,7 @@ proxy on the control socket. `held --wait` exits 1 when fewer calls than --count
 
 
 def add_parsers(commands: Any) -> None:
-    ctl = commands.add_parser(
-        "ctl",
-        help="talk to a running proxy's control socket (status, rules, load, pause/resume, hold/release, events)",
-        description="Talk to a running `chaosvol serve` over its control socket.",
-        epilog=CTL_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ctl = command(commands, run_ctl, epilog=CTL_EPILOG, raw=True)
     where = ctl.add_mutually_exclusive_group()
     where.add_argument("--name", default="chaosvol", help="the proxy's --name (default: chaosvol): its control socket is /run/docker/plugins/NAME.ctl.sock")
     where.add_argument("--socket", metavar="PATH", help="the proxy's plugin socket: the control socket is next to it")
@@ -61,8 +50,8 @@ def add_parsers(commands: Any) -> None:
     sub.add_parser("pause", help="kill switch: every call passes through; rules keep counting matches")
     sub.add_parser("resume", help="the rules fire again")
     for verb in ("enable", "disable"):
-        command = sub.add_parser(verb, help=f"{verb} one rule by name")
-        command.add_argument("rule", metavar="RULE")
+        verb_parser = sub.add_parser(verb, help=f"{verb} one rule by name")
+        verb_parser.add_argument("rule", metavar="RULE")
     held = sub.add_parser("held", help="the calls parked by a hold rule")
     _match_argument(held)
     held.add_argument("--wait", type=duration, metavar="DURATION", help="first wait up to DURATION (e.g. 30s) until --count calls are held")
@@ -74,7 +63,6 @@ def add_parsers(commands: Any) -> None:
     events = sub.add_parser("events", help="the recent calls' records (one JSON line each); --follow for new ones")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new records until interrupted")
     events.add_argument("--after", type=int, default=0, metavar="SEQ", help="only records with a seq above SEQ")
-    ctl.set_defaults(run=run_ctl)
 
 
 def _match_argument(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +109,10 @@ def _parse_match(items: list[str]) -> tuple[str | None, str | None]:
 
 
 def run_ctl(args: argparse.Namespace) -> int:
+    """talk to a running proxy's control socket (status, rules, load, pause/resume, hold/release, events)
+
+    Talk to a running `chaosvol serve` over its control socket.
+    """
     path = args.control or (_managed_control_path(args.plugin) if args.plugin else control_path_for(args.socket or default_socket_path(args.name)))
     client = ControlClient(path)
     command = args.ctl_command

@@ -8,10 +8,7 @@ import logging
 import sys
 from typing import Any
 
-from chaosvol.cli.common import (
-    EXIT_OK,
-    EXIT_USAGE,
-)
+from chaosvol.cli.common import EXIT_OK, EXIT_USAGE, command
 from chaosvol.core.errors import ProfileError
 from chaosvol.core.profile import advice, load_profile
 from chaosvol.tools.schema import events_schema, profile_schema
@@ -20,26 +17,19 @@ log = logging.getLogger("chaosvol")
 
 
 def add_parsers(commands: Any) -> None:
-    check = commands.add_parser(
-        "check",
-        help="validate profiles",
-        description="Validate profiles: every problem is printed as file:line:column: field: message. "
-        "Exit 0 when all are valid, 2 otherwise.",
-    )
+    check = command(commands, run_check)
     check.add_argument("profiles", nargs="+", metavar="PROFILE", help="a profile file or a shipped name")
-    check.set_defaults(run=run_check)
 
-    schema = commands.add_parser(
-        "schema",
-        help="print the JSON Schema of the profile format (for editors and CI linters)",
-        description="Print the JSON Schema (draft 2020-12) of the profile format, generated from the same "
-        "definitions the loader uses. `chaosvol check` remains the authority: it also checks what a schema cannot say.",
-    )
+    schema = command(commands, run_schema)
     schema.add_argument("--events", action="store_true", help="the JSON Schema of the event log's lines instead (event schema 2)")
-    schema.set_defaults(run=run_schema)
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """validate profiles
+
+    Validate profiles: every problem is printed as file:line:column: field: message. Exit 0 when
+    all are valid, 2 otherwise.
+    """
     code = EXIT_OK
     for spec in args.profiles:
         try:
@@ -56,5 +46,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
+    """print the JSON Schema of the profile format (for editors and CI linters)
+
+    Print the JSON Schema (draft 2020-12) of the profile format, generated from the same
+    definitions the loader uses. `chaosvol check` remains the authority: it also checks what a
+    schema cannot say.
+    """
     print(json.dumps(events_schema() if args.events else profile_schema(), indent=2))
     return EXIT_OK

@@ -11,10 +11,7 @@ import sys
 from typing import Any
 
 from chaosvol.backends.spec import DEFAULT_BACKEND
-from chaosvol.cli.common import (
-    EXIT_FOUND,
-    EXIT_OK,
-)
+from chaosvol.cli.common import EXIT_FOUND, EXIT_OK, command
 from chaosvol.core.errors import UsageError
 from chaosvol.core.events import EventLogContents, EventLogError, parse_event_log
 from chaosvol.core.profile import load_profile, parse_profile
@@ -29,13 +26,7 @@ log = logging.getLogger("chaosvol")
 
 
 def add_parsers(commands: Any) -> None:
-    audit = commands.add_parser(
-        "audit",
-        help="compare what dockerd (or Podman) believes with what the backend holds; exit 1 on any inconsistency",
-        description="Compare dockerd's view of a driver's volumes with the backend's, and with what the event log "
-        "says dockerd was told. One line per inconsistency: the kind, the volume, what each side believes. "
-        "Exit 0: consistent; 1: inconsistencies found; 2: could not audit. Changes nothing.",
-    )
+    audit = command(commands, run_audit)
     audit.add_argument("--docker-host", metavar="URL", help="dockerd to ask (default: DOCKER_HOST, then the default socket)")
     audit.add_argument("--driver", default="chaosvol", help="the driver name dockerd knows the volumes by (default: chaosvol)")
     audit.add_argument("--backend", default=DEFAULT_BACKEND, metavar="SPEC", help=f"the backend, asked directly, never through faults (default: {DEFAULT_BACKEND})")
@@ -46,36 +37,25 @@ def add_parsers(commands: Any) -> None:
         help="audit Podman's view instead of dockerd's; COMMAND runs podman with any global options "
         "(default: podman; e.g. 'podman --root /x --runroot /y')",
     )
-    audit.set_defaults(run=run_audit)
 
-    report = commands.add_parser(
-        "report",
-        help="summarize a run's event log; --html writes a timeline to open in a browser",
-        description="Summarize an event log: calls per operation with latencies, faults fired per rule, "
-        "real backend failures apart from injected ones. --html writes a self-contained timeline page.",
-    )
+    report = command(commands, run_report)
     report.add_argument("events", metavar="EVENTS", help="an event log written by chaosvol serve --events")
     report.add_argument("--html", metavar="OUT", help="write an HTML timeline to OUT")
-    report.set_defaults(run=run_report)
 
-    replay = commands.add_parser(
-        "replay",
-        help="turn a recorded run's event log into a profile that makes the same decisions",
-        description="Write a profile that fires the same actions, with the same options, on the same calls as the "
-        "recorded run (selected by operation, volume and call index, never by chance), whatever the seed. The log "
-        "alone is enough: it records each fault as carried out (a delay's drawn duration, an error's message). "
-        "Logs of chaosvol before event schema 2 did not: give the run's profile with --profile for them.",
-        epilog="Exit status: 0 every fault of the run is in the profile; 1 some call could not be reproduced "
-        "(each is named on stderr; the profile holds the rest); 2 the log cannot be read.",
-    )
+    replay = command(commands, run_replay, epilog='Exit status: 0 every fault of the run is in the profile; 1 some call could not be reproduced (each is named on stderr; the profile holds the rest); 2 the log cannot be read.')
     replay.add_argument("events", metavar="EVENTS", help="the event log of the run to replay")
     replay.add_argument("-o", "--output", metavar="PROFILE", help="write the profile here (default: stdout)")
     replay.add_argument("--profile", metavar="FILE", help="the profile the run used (needed only for logs of event schema 1)")
     replay.add_argument("--run", dest="run_number", type=int, metavar="N", help="which run of a log several runs appended to (from 1; default: the last)")
-    replay.set_defaults(run=run_replay)
 
 
 def run_audit(args: argparse.Namespace) -> int:
+    """compare what dockerd (or Podman) believes with what the backend holds; exit 1 on any inconsistency
+
+    Compare dockerd's view of a driver's volumes with the backend's, and with what the event log
+    says dockerd was told. One line per inconsistency: the kind, the volume, what each side
+    believes. Exit 0: consistent; 1: inconsistencies found; 2: could not audit. Changes nothing.
+    """
 
     podman = args.podman is not None
     log = LogView.from_records(_read_events(args.events).events, podman=podman) if args.events else None
@@ -119,6 +99,11 @@ def _read_events(path: str) -> EventLogContents:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    """summarize a run's event log; --html writes a timeline to open in a browser
+
+    Summarize an event log: calls per operation with latencies, faults fired per rule, real
+    backend failures apart from injected ones. --html writes a self-contained timeline page.
+    """
     records = _read_events(args.events).events
     if not records:
         raise UsageError(f"{args.events}: no events in it")
@@ -134,6 +119,14 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    """turn a recorded run's event log into a profile that makes the same decisions
+
+    Write a profile that fires the same actions, with the same options, on the same calls as the
+    recorded run (selected by operation, volume and call index, never by chance), whatever the
+    seed. The log alone is enough: it records each fault as carried out (a delay's drawn
+    duration, an error's message). Logs of chaosvol before event schema 2 did not: give the
+    run's profile with --profile for them.
+    """
 
     original = load_profile(args.profile) if args.profile else None
     log = _read_events(args.events)

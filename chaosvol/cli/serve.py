@@ -21,6 +21,7 @@ from chaosvol.backends.spec import BACKEND_FORMS, DEFAULT_BACKEND, open_backend
 from chaosvol.cli.common import (
     EXIT_CRASHED,
     EXIT_OK,
+    command,
     driver_name_of,
     first_chaosvol_error,
     log_level_argument,
@@ -62,13 +63,7 @@ Profiles: a path, or the name of a shipped one (passthrough, drop-removes, flaky
 
 
 def add_parsers(commands: Any) -> None:
-    serve = commands.add_parser(
-        "serve",
-        help="run the fault-injecting proxy in front of a backend plugin",
-        description="Run the fault-injecting proxy: a volume plugin socket that forwards every call to a backend.",
-        epilog=SERVE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    serve = command(commands, run_serve, epilog=SERVE_EPILOG, raw=True)
     socket_arguments(serve, default_name="chaosvol")
     serve.add_argument(
         "--backend",
@@ -88,45 +83,30 @@ def add_parsers(commands: Any) -> None:
     control.add_argument("--control", metavar="PATH", help="the control socket for `chaosvol ctl` (default: next to the plugin socket, NAME.ctl.sock)")
     control.add_argument("--no-control", action="store_true", help="serve no control socket")
     log_level_argument(serve)
-    serve.set_defaults(run=run_serve)
 
-    podman = commands.add_parser(
-        "podman",
-        help="register a chaosvol socket with Podman (a containers.conf drop-in), or unregister it",
-        description="Podman finds volume plugins only in containers.conf's [engine.volume_plugins]. `register` writes "
-        "a drop-in naming the socket; `unregister` removes it. --print shows the drop-in without writing it.",
-    )
+    podman = command(commands, run_podman)
     podman_commands = podman.add_subparsers(title="commands", metavar="COMMAND", dest="podman_command", required=True)
     for verb in ("register", "unregister"):
-        command = podman_commands.add_parser(verb, help=f"{verb} NAME with Podman")
-        command.add_argument("name", metavar="NAME", help="the driver name: podman volume create --driver NAME")
+        verb_parser = podman_commands.add_parser(verb, help=f"{verb} NAME with Podman")
+        verb_parser.add_argument("name", metavar="NAME", help="the driver name: podman volume create --driver NAME")
         if verb == "register":
-            command.add_argument("--socket", metavar="PATH", help="the proxy's socket (default: /run/docker/plugins/NAME.sock, as `serve --name NAME`)")
-            command.add_argument("--print", action="store_true", help="print the drop-in instead of writing it")
-        command.add_argument("--conf-dir", metavar="DIR", default="/etc/containers/containers.conf.d", help="where drop-ins go (default: %(default)s)")
-    podman.set_defaults(run=run_podman)
+            verb_parser.add_argument("--socket", metavar="PATH", help="the proxy's socket (default: /run/docker/plugins/NAME.sock, as `serve --name NAME`)")
+            verb_parser.add_argument("--print", action="store_true", help="print the drop-in instead of writing it")
+        verb_parser.add_argument("--conf-dir", metavar="DIR", default="/etc/containers/containers.conf.d", help="where drop-ins go (default: %(default)s)")
 
-    managed = commands.add_parser(
-        "managed",
-        help="the managed plugin's entrypoint: serve, configured from PROFILE, BACKEND, BACKEND_ROOT, SEED, EVENTS, LOG_LEVEL",
-        description="Run as the entrypoint of chaosvol's managed plugin (see README, 'Run as a managed plugin'): "
-        "`chaosvol serve` with the plugin's paths, configured from the environment `docker plugin set` controls.",
-    )
-    managed.set_defaults(run=run_managed)
+    command(commands, run_managed)
 
-    backend = commands.add_parser(
-        "backend",
-        help="run only the built-in directory backend, as a plain volume plugin",
-        description="Run the built-in directory backend alone: a correct volume plugin keeping each volume "
-        "as a directory under --root (state survives restarts).",
-    )
+    backend = command(commands, run_backend)
     socket_arguments(backend, default_name="chaosvol-backend")
     backend.add_argument("--root", metavar="DIR", help=f"where volumes live (default: {DEFAULT_BACKEND_ROOT}/NAME)")
     log_level_argument(backend)
-    backend.set_defaults(run=run_backend)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """run the fault-injecting proxy in front of a backend plugin
+
+    Run the fault-injecting proxy: a volume plugin socket that forwards every call to a backend.
+    """
     setup_logging(args.log_level)
     profile: Profile = load_profile(args.profile) if args.profile else PASSTHROUGH
     for note in advice(profile):
@@ -178,6 +158,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_podman(args: argparse.Namespace) -> int:
+    """register a chaosvol socket with Podman (a containers.conf drop-in), or unregister it
+
+    Podman finds volume plugins only in containers.conf's [engine.volume_plugins]. `register`
+    writes a drop-in naming the socket; `unregister` removes it. --print shows the drop-in
+    without writing it.
+    """
     directory = Path(args.conf_dir)
     if args.podman_command == "register":
         socket = args.socket or default_socket_path(args.name)
@@ -193,6 +179,12 @@ def run_podman(args: argparse.Namespace) -> int:
 
 
 def run_managed(args: argparse.Namespace) -> int:
+    """the managed plugin's entrypoint: serve, configured from PROFILE, BACKEND, BACKEND_ROOT, SEED, EVENTS, LOG_LEVEL
+
+    Run as the entrypoint of chaosvol's managed plugin (see README, 'Run as a managed plugin'):
+    `chaosvol serve` with the plugin's paths, configured from the environment `docker plugin
+    set` controls.
+    """
     arguments = serve_arguments(os.environ)
     events = arguments[arguments.index("--events") + 1] if "--events" in arguments else None
     if events is not None:
@@ -209,6 +201,11 @@ def run_managed(args: argparse.Namespace) -> int:
 
 
 def run_backend(args: argparse.Namespace) -> int:
+    """run only the built-in directory backend, as a plain volume plugin
+
+    Run the built-in directory backend alone: a correct volume plugin keeping each volume as a
+    directory under --root (state survives restarts).
+    """
     setup_logging(args.log_level)
     name = driver_name_of(args)
     root = args.root or f"{DEFAULT_BACKEND_ROOT}/{name}"

@@ -13,6 +13,7 @@ from typing import Any, Final
 import trio
 
 from chaosvol.cli.common import (
+    command,
     driver_name_of,
     duration,
     first_chaosvol_error,
@@ -43,14 +44,7 @@ backend still holds. Each run gets a fresh built-in backend unless --backend is 
 
 
 def add_parsers(commands: Any) -> None:
-    sweep = commands.add_parser(
-        "sweep",
-        help="run a workload once per k, failing the k-th matching call each time, and report which k broke it",
-        description="Run COMMAND once pass-through to count the calls matching --op, then once per k failing only "
-        "the k-th of them with --action; report, for each k, the call hit, COMMAND's exit status and the audit.",
-        epilog=SWEEP_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    sweep = command(commands, run_sweep, epilog=SWEEP_EPILOG, raw=True)
     sweep.add_argument("--op", required=True, metavar="OP", help="the operation whose calls are failed one at a time (Create, Remove, Mount, ...)")
     sweep.add_argument("--action", required=True, metavar="ACTION", help="what happens to the k-th call, as in a profile: drop, error, '{error: {when: after}}', '{delay: {duration: 130s}}'")
     sweep.add_argument("--volume", metavar="GLOB", help="only calls on volumes matching GLOB count")
@@ -63,10 +57,15 @@ def add_parsers(commands: Any) -> None:
     sweep.add_argument("--max-runs", type=int, metavar="N", help="stop after N faulty runs")
     sweep.add_argument("--work", metavar="DIR", help="where the event log, each run's output and backends go (default: a new directory in /tmp)")
     sweep.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND...", help="the workload")
-    sweep.set_defaults(run=run_sweep)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    """run a workload once per k, failing the k-th matching call each time, and report which k broke it
+
+    Run COMMAND once pass-through to count the calls matching --op, then once per k failing only
+    the k-th of them with --action; report, for each k, the call hit, COMMAND's exit status and
+    the audit.
+    """
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:

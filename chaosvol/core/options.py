@@ -9,6 +9,7 @@ type: `Seconds` (a duration), `Literal[...]` (a choice), `str`, `int`, `float`, 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from dataclasses import dataclass
@@ -17,9 +18,16 @@ from typing import Any, Literal, TypeAlias
 from chaosvol.core.durations import DurationMarker
 
 
-@dataclass(frozen=True, slots=True)
-class Duration:
-    """Seconds; a profile writes `250ms`, `2s`, `1m30s` (or a bare 0)."""
+class Simple(enum.Enum):
+    """The kinds that need nothing more said."""
+
+    DURATION = "seconds; a profile writes 250ms, 2s, 1m30s (or a bare 0)"
+    TEXT = "a string"
+    FLAG = "true or false"
+    INTEGER = "a whole number"
+    NUMBER = "a number"
+    NAMES = "a list of names (a tuple of str)"
+    NULL = "null"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,43 +36,13 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
-class Text:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Integer:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Number:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Names:
-    """A list of names (a tuple of str)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Null:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
 class OneOf:
-    """Any of `kinds`, tried in order (`Null` among them: the option may be null)."""
+    """Any of `kinds`, tried in order (`Simple.NULL` among them: the option may be null)."""
 
     kinds: tuple[OptionKind, ...]
 
 
-OptionKind: TypeAlias = Duration | Choice | Text | Flag | Integer | Number | Names | Null | OneOf
+OptionKind: TypeAlias = Simple | Choice | OneOf
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +63,12 @@ def option_kind(hint: Any) -> OptionKind:
         return OneOf(tuple(option_kind(choice) for choice in typing.get_args(hint)))
     if origin is typing.Annotated:
         base, *markers = typing.get_args(hint)
-        return Duration() if DurationMarker in markers else option_kind(base)
+        return Simple.DURATION if DurationMarker in markers else option_kind(base)
     if origin is Literal:
         return Choice(typing.get_args(hint))
     if origin is tuple and typing.get_args(hint) == (str, ...):
-        return Names()
-    simple: dict[Any, OptionKind] = {str: Text(), bool: Flag(), int: Integer(), float: Number(), type(None): Null()}
+        return Simple.NAMES
+    simple = {str: Simple.TEXT, bool: Simple.FLAG, int: Simple.INTEGER, float: Simple.NUMBER, type(None): Simple.NULL}
     if hint in simple:
         return simple[hint]
     raise TypeError(f"a fault's option cannot be of type {hint!r}")
@@ -115,4 +93,4 @@ def is_duration(kind: OptionKind) -> bool:
     """Whether a value of this kind can be a duration (a Duration, or a union holding one)."""
     if isinstance(kind, OneOf):
         return any(is_duration(choice) for choice in kind.kinds)
-    return isinstance(kind, Duration)
+    return kind is Simple.DURATION

@@ -24,19 +24,7 @@ import yaml
 from chaosvol.core.durations import DURATION_FORMS, parse_duration
 from chaosvol.core.effects import Plan
 from chaosvol.core.errors import Position, ProfileError, ProfileProblem
-from chaosvol.core.options import (
-    Choice,
-    Duration,
-    Flag,
-    Integer,
-    Names,
-    Null,
-    Number,
-    OneOf,
-    OptionKind,
-    Text,
-    option_specs,
-)
+from chaosvol.core.options import Choice, OneOf, OptionKind, Simple, option_specs
 from chaosvol.core.protocol import OPERATION_BY_NAME, Operation, PluginCall
 from chaosvol.faults import FAULTS, Fault, FaultContext
 
@@ -514,12 +502,12 @@ class _Loader:
         match kind:
             case OneOf(kinds=choices):
                 is_null = isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-                if is_null and Null() in choices:
+                if is_null and Simple.NULL in choices:
                     return None
                 problems = len(self.problems)
                 messages = []
                 for choice in choices:
-                    if choice == Null():
+                    if choice is Simple.NULL:
                         continue
                     try:
                         value = self.typed(node, where, choice)
@@ -530,7 +518,7 @@ class _Loader:
                     return value
                 alternatives = [_strip_found(m).removeprefix("expected ") for m in messages]
                 raise self.fail(node, where, "expected " + " or ".join(alternatives) + f"; found {_found(node)}")
-            case Duration():
+            case Simple.DURATION:
                 value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
                 if value == 0 and not isinstance(value, bool):
                     return 0.0  # a bare 0 is unambiguous
@@ -545,25 +533,25 @@ class _Loader:
                 if value not in allowed or isinstance(value, bool):
                     raise self.fail(node, where, f"expected one of {', '.join(map(str, allowed))}; found {_found(node)}")
                 return value
-            case Names():
+            case Simple.NAMES:
                 if not isinstance(node, yaml.SequenceNode):
                     raise self.fail(node, where, f"expected a list of names; found {_found(node)}")
                 return tuple(self.text(item, where) for item in node.value)
-            case Text():
+            case Simple.TEXT:
                 return self.text(node, where)
-            case Flag():
+            case Simple.FLAG:
                 value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
                 if not isinstance(value, bool):
                     raise self.fail(node, where, f"expected true or false; found {_found(node)}")
                 return value
-            case Integer():
+            case Simple.INTEGER:
                 return self.integer(node, where, -(2**63))
-            case Number():
+            case Simple.NUMBER:
                 value = _construct(node) if isinstance(node, yaml.ScalarNode) else None
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise self.fail(node, where, f"expected a number; found {_found(node)}")
                 return float(value)
-            case Null():
+            case Simple.NULL:
                 if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
                     return None
                 raise self.fail(node, where, f"expected null; found {_found(node)}")

@@ -260,27 +260,13 @@ class PluginServer:
             elif link is not None and link.retry_of is not None:
                 state.retries.answered(link)
             state.record(CallRecord(
-                started_at=started_at,
-                seq=seq,
-                conn=conn,
-                operation=call.operation.value,
-                volume=matched.volume,
-                mount_id=matched.mount_id,
-                rule=decision.rule,
-                action=decision.action,
-                forwarded=progress.forwarded,
-                backend=progress.backend,
-                reply=progress.reply,
-                elapsed=trio.current_time() - started,
-                retry=call.retry,
-                outcome=progress.outcome,
-                opts=call.opts,
-                held=progress.held,
-                rule_index=decision.rule_index,
-                actions=decision.actions,
+                started_at=started_at, seq=seq, conn=conn, operation=call.operation.value,
+                volume=matched.volume, mount_id=matched.mount_id, rule=decision.rule, action=decision.action,
+                forwarded=progress.forwarded, backend=progress.backend, reply=progress.reply,
+                elapsed=trio.current_time() - started, retry=call.retry, outcome=progress.outcome, opts=call.opts,
+                held=progress.held, rule_index=decision.rule_index, actions=decision.actions,
                 volume_pattern=decision.volume_pattern,
-                retry_of=link.retry_of if link is not None else None,
-                retry_link=link.reason if link is not None else None,
+                retry_of=link.retry_of if link is not None else None, retry_link=link.reason if link is not None else None,
             ))
         return docker.open and not self._closing
 

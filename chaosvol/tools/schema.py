@@ -11,20 +11,8 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
+from chaosvol.core import options
 from chaosvol.core.events import SCHEMA
-from chaosvol.core.options import (
-    Choice,
-    Duration,
-    Flag,
-    Integer,
-    Names,
-    Null,
-    Number,
-    OneOf,
-    OptionKind,
-    Text,
-    option_specs,
-)
 from chaosvol.core.profile import _MATCH_KEYS, _RULE_KEYS, _TOP_KEYS, VERSION
 from chaosvol.core.protocol import OPERATION_BY_NAME
 from chaosvol.faults import FAULTS
@@ -103,8 +91,8 @@ def events_schema() -> dict[str, Any]:
     """The JSON Schema of an event log's lines (event schema 2): a `header` line opening each run,
     a `load` line when another profile takes over, and one line per call."""
     decision_actions = {
-        word: {"type": "object", "additionalProperties": False, "required": [spec.name for spec in option_specs(fault)],
-               "properties": {spec.name: _type(spec.kind, in_log=True) for spec in option_specs(fault)}}
+        word: {"type": "object", "additionalProperties": False, "required": [spec.name for spec in options.option_specs(fault)],
+               "properties": {spec.name: _type(spec.kind, in_log=True) for spec in options.option_specs(fault)}}
         for word, fault in sorted(FAULTS.items())
     }
     answer = {
@@ -181,11 +169,11 @@ def events_schema() -> dict[str, Any]:
 
 
 def _required(fault: type[Any]) -> list[str]:
-    return [spec.name for spec in option_specs(fault) if spec.required]
+    return [spec.name for spec in options.option_specs(fault) if spec.required]
 
 
 def _options(fault: type[Any]) -> dict[str, Any]:
-    properties = {spec.name: _type(spec.kind) for spec in option_specs(fault)}
+    properties = {spec.name: _type(spec.kind) for spec in options.option_specs(fault)}
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties,
                               "description": (fault.__doc__ or "").strip().split("\n")[0]}
     required = _required(fault)
@@ -196,28 +184,28 @@ def _options(fault: type[Any]) -> dict[str, Any]:
     return schema
 
 
-def _type(kind: OptionKind, *, in_log: bool = False) -> dict[str, Any]:
+def _type(kind: options.OptionKind, *, in_log: bool = False) -> dict[str, Any]:
     """The schema of an option of `kind`: as a profile writes it (YAML: a duration spelled, a
     string that may read as a number), or `in_log`, as the event log records it (JSON: durations
     in seconds, strings as strings)."""
     match kind:
-        case OneOf(kinds=kinds):
+        case options.OneOf(kinds=kinds):
             return {"anyOf": [_type(choice, in_log=in_log) for choice in kinds]}
-        case Duration():
+        case options.Simple.DURATION:
             return {"type": "number", "minimum": 0, "description": "seconds"} if in_log else {"$ref": "#/$defs/duration"}
-        case Choice(values=values):
+        case options.Choice(values=values):
             return {"enum": list(values)}
-        case Names():
+        case options.Simple.NAMES:
             return {"type": "array", "items": {"type": "string" if in_log else ["string", "number"]}}
-        case Text():
+        case options.Simple.TEXT:
             return {"type": "string"} if in_log else {"type": ["string", "number", "boolean"]}
-        case Flag():
+        case options.Simple.FLAG:
             return {"type": "boolean"}
-        case Integer():
+        case options.Simple.INTEGER:
             return {"type": "integer"}
-        case Number():
+        case options.Simple.NUMBER:
             return {"type": "number"}
-        case Null():
+        case options.Simple.NULL:
             return {"type": "null"}
         case _:
             assert_never(kind)

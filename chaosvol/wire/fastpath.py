@@ -12,6 +12,7 @@ on fuzzed input); this one costs a fraction of h11's time. Pure functions over a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -50,13 +51,9 @@ def parse_request(buffer: bytearray, eof: bool) -> tuple[bytes, Headers, bytes] 
         if eof or len(buffer) > MAX_HEADER_BYTES:
             return None  # h11 words the error
         return WireState.NEED_DATA
-    head = bytes(buffer[:end])
-    known = _REQUEST_HEADS.get(head)
+    known = _known(_REQUEST_HEADS, bytes(buffer[:end]), _request_head)
     if known is None:
-        known = _request_head(head)
-        if known is None:
-            return None
-        _remember(_REQUEST_HEADS, head, known)
+        return None
     target, headers, length = known
     if length > MAX_REQUEST_BODY:
         raise RequestError(f"request body of {length} bytes is over the limit of {MAX_REQUEST_BODY}", 413)
@@ -109,13 +106,9 @@ def parse_answer_head(buffer: bytearray, eof: bool) -> AnswerHead | WireState | 
         if eof or len(buffer) > MAX_HEADER_BYTES:
             return None
         return WireState.NEED_DATA
-    head = bytes(buffer[:end])
-    known = _ANSWER_HEADS.get(head)
+    known = _known(_ANSWER_HEADS, bytes(buffer[:end]), _answer_head)
     if known is None:
-        known = _answer_head(head)
-        if known is None:
-            return None
-        _remember(_ANSWER_HEADS, head, known)
+        return None
     status, content_type, length = known
     return AnswerHead(end, end + 4 + length, status, content_type)
 
@@ -138,10 +131,16 @@ def _answer_head(head: bytes) -> tuple[int, str | None, int] | None:
     return status, content_type, length
 
 
-def _remember(heads: dict[bytes, _T], head: bytes, parsed: _T) -> None:
-    if len(heads) >= HEADS_KEPT:
-        heads.clear()  # a client that varies its headers: start again, the cost stays bounded
-    heads[head] = parsed
+def _known(heads: dict[bytes, _T], head: bytes, parse: Callable[[bytes], _T | None]) -> _T | None:
+    """`head` parsed: found in `heads`, or parsed and kept there (None, not plain, is not kept)."""
+    known = heads.get(head)
+    if known is None:
+        known = parse(head)
+        if known is not None:
+            if len(heads) >= HEADS_KEPT:
+                heads.clear()  # a client that varies its headers: start again, the cost stays bounded
+            heads[head] = known
+    return known
 
 
 def response_head(reply: PluginReply, *, close: bool = False) -> bytes:

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 import trio
 
@@ -23,12 +23,13 @@ from chaosvol.core.protocol import PODMAN_PLUGIN_TIMEOUT, Operation
 from chaosvol.tools.conform.client import Answer, ConformClient, dockerd_timeout, pretty
 
 Status = Literal["PASS", "FAIL", "WARN", "SKIP"]
-DATA_FILE: Final = "chaosvol-conform.txt"
-CONCURRENCY: Final = 20
+DATA_FILE: Final = "chaosvol-conform.txt"  # what data checks write into a Mountpoint, and read back
+CONCURRENCY: Final = 20  # volumes created, mounted and unmounted at once by the concurrency check
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
+    """One check's verdict: str() is the line conform prints, `STATUS check: message`."""
+
     status: Status
     check: str
     message: str
@@ -38,12 +39,19 @@ class Result:
 
 
 class CheckFailed(Exception):
-    """A check's verdict reached early: `raise CheckFailed("FAIL", "...")`."""
+    """A check's verdict reached early: `raise CheckFailed("FAIL", "...")`; str() is the message."""
 
     def __init__(self, status: Status, message: str) -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.status: Status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Filled:
+    name: str
+    mount_id: str
+    mountpoint: str
+    token: str | None  # None: the Mountpoint is not visible from here, no data was written
 
 
 @dataclass
@@ -69,6 +77,12 @@ class Context:
 
     async def call(self, operation: Operation, value: object = None, *, raw: bytes | None = None) -> Answer:
         return await self.client.call(operation, value, raw=raw)
+
+    async def new_volume(self, what: str) -> str:
+        """The name of a volume created for this run (`what` says which check it serves)."""
+        name = self.name(what)
+        await self.create(name)
+        return name
 
     async def create(self, name: str, opts: dict[str, str] | None = None) -> Answer:
         answer = await self.call(Operation.CREATE, self.client.shape.create_body(name, opts))
@@ -104,6 +118,24 @@ class Context:
 
     async def get(self, name: str) -> Answer:
         return await self.call(Operation.GET, {"Name": name})
+
+    async def filled(self, what: str, *, keep_mounted: bool = False) -> Filled:
+        """A new volume with a file written into it (when its Mountpoint is visible from here),
+        unmounted again unless `keep_mounted`."""
+        name = await self.new_volume(what)
+        mount_id = self.client.shape.mount_id()
+        mountpoint = await self.mount(name, mount_id)
+        filled = Filled(name, mount_id, mountpoint, write_token(mountpoint))
+        if not keep_mounted:
+            await self.unmount(name, mount_id)
+        return filled
+
+    async def still_has(self, filled: Filled) -> bool:
+        """Whether the file `filled()` wrote is still there, read through a new Mount."""
+        mountpoint = await self.mount(filled.name, filled.mount_id)
+        kept = read_token(mountpoint) == filled.token
+        await self.unmount(filled.name, filled.mount_id)
+        return kept
 
     def mine(self, names: set[str]) -> set[str]:
         return {name for name in names if name.startswith(self.prefix)}
@@ -212,8 +244,7 @@ async def capabilities(ctx: Context) -> Result:
 
 @check("create-get-list", "a created volume is returned by Get and List with the same name")
 async def create_get_list(ctx: Context) -> Result:
-    name = ctx.name("cgl")
-    await ctx.create(name)
+    name = await ctx.new_volume("cgl")
     got = await ctx.get(name)
     volume = got.field("Volume")
     if not got.ok or not isinstance(volume, dict) or volume.get("Name") != name:
@@ -267,22 +298,15 @@ async def create_opts_values(ctx: Context) -> Result:
 
 @check("create-idempotent", "Create of a name the plugin holds succeeds and keeps the data")
 async def create_idempotent(ctx: Context) -> Result:
-    name = ctx.name("again")
-    await ctx.create(name)
-    mount_id = ctx.client.shape.mount_id()
-    mountpoint = await ctx.mount(name, mount_id)
-    token = write_token(mountpoint)
-    await ctx.unmount(name, mount_id)
+    filled = await ctx.filled("again")
+    name = filled.name
     again = await ctx.call(Operation.CREATE, ctx.client.shape.create_body(name, None))
     if not again.ok:
         return Result("FAIL", "create-idempotent", f"a second Create {name} answered {again.describe()}: dockerd sends Create "
                       "again for a volume it forgot or after a timeout, and then reports the volume as failed")
-    if token is None:
+    if filled.token is None:
         return passed("create-idempotent", "a second Create succeeded (data not checked: the Mountpoint is not visible here)")
-    mountpoint = await ctx.mount(name, mount_id)
-    kept = read_token(mountpoint) == token
-    await ctx.unmount(name, mount_id)
-    if not kept:
+    if not await ctx.still_has(filled):
         return Result("FAIL", "create-idempotent", f"a second Create {name} succeeded but the data written before is gone")
     return passed("create-idempotent", "a second Create succeeded and the data stayed")
 
@@ -305,12 +329,8 @@ async def get_unknown(ctx: Context) -> Result:
 
 @check("remove", "after Remove the volume is gone from Get and List, and its data too")
 async def remove(ctx: Context) -> Result:
-    name = ctx.name("rm")
-    await ctx.create(name)
-    mount_id = ctx.client.shape.mount_id()
-    mountpoint = await ctx.mount(name, mount_id)
-    token = write_token(mountpoint)
-    await ctx.unmount(name, mount_id)
+    filled = await ctx.filled("rm")
+    name, mountpoint, token = filled.name, filled.mountpoint, filled.token
     answer = await ctx.call(Operation.REMOVE, {"Name": name})
     must(answer, f"Remove {name}")
     got = await ctx.get(name)
@@ -339,8 +359,7 @@ async def remove_unknown(ctx: Context) -> Result:
 
 @check("mount-path", "Mount returns an existing directory; a second mount sees the data; Path returns it")
 async def mount_path(ctx: Context) -> Result:
-    name = ctx.name("mount")
-    await ctx.create(name)
+    name = await ctx.new_volume("mount")
     shape = ctx.client.shape
     first, second = shape.mount_id(), shape.mount_id()
     mountpoint = await ctx.mount(name, first)
@@ -384,8 +403,7 @@ async def mount_refcount(ctx: Context) -> Result:
     shape = ctx.client.shape
     if shape.one_mount_id:
         return Result("SKIP", "mount-refcount", "Podman mounts once per volume, with one ID, and keeps its own count")
-    name = ctx.name("refs")
-    await ctx.create(name)
+    name = await ctx.new_volume("refs")
     first, second, unknown = shape.mount_id(), shape.mount_id(), shape.mount_id()
     mountpoint = await ctx.mount(name, first)
     await ctx.mount(name, second)
@@ -417,11 +435,8 @@ async def mount_refcount(ctx: Context) -> Result:
 
 @check("remove-while-mounted", "Remove of a mounted volume is refused, or its data survives")
 async def remove_while_mounted(ctx: Context) -> Result:
-    name = ctx.name("busy")
-    await ctx.create(name)
-    mount_id = ctx.client.shape.mount_id()
-    mountpoint = await ctx.mount(name, mount_id)
-    token = write_token(mountpoint)
+    filled = await ctx.filled("busy", keep_mounted=True)
+    name, mount_id, mountpoint, token = filled.name, filled.mount_id, filled.mountpoint, filled.token
     answer = await ctx.call(Operation.REMOVE, {"Name": name})
     if not answer.ok:
         ctx.refuses_mounted_remove = True
@@ -496,8 +511,7 @@ async def bad_json(ctx: Context) -> Result:
 
 @check("names", "names dockerd accepts round-trip; '../x' and 'a/b' are refused")
 async def names(ctx: Context) -> Result:
-    name = ctx.name("A.b_c-9" + "x" * 40)
-    await ctx.create(name)
+    name = await ctx.new_volume("A.b_c-9" + "x" * 40)
     got = await ctx.get(name)
     volume = got.field("Volume")
     if not isinstance(volume, dict) or volume.get("Name") != name or name not in await ctx.listed():
@@ -557,12 +571,8 @@ async def concurrency(ctx: Context) -> Result:
 async def restart(ctx: Context) -> Result:
     if ctx.restart_cmd is None:
         return Result("SKIP", "restart", "give --restart-cmd CMD (a shell command that restarts the plugin) to check this")
-    name = ctx.name("restart")
-    await ctx.create(name)
-    mount_id = ctx.client.shape.mount_id()
-    mountpoint = await ctx.mount(name, mount_id)
-    token = write_token(mountpoint)
-    await ctx.unmount(name, mount_id)
+    filled = await ctx.filled("restart")
+    name = filled.name
     await ctx.client.aclose()
     done = await trio.run_process(["sh", "-c", ctx.restart_cmd], check=False, stdout=subprocess.DEVNULL, capture_stderr=True)
     if done.returncode != 0:
@@ -573,12 +583,8 @@ async def restart(ctx: Context) -> Result:
     if name not in await ctx.listed():
         return Result("FAIL", "restart", f"after the restart List has no {name}: dockerd's volume is stale (`docker volume ls` still "
                       "shows it; using it fails)")
-    if token is not None:
-        mountpoint = await ctx.mount(name, mount_id)
-        kept = read_token(mountpoint) == token
-        await ctx.unmount(name, mount_id)
-        if not kept:
-            return Result("FAIL", "restart", f"after the restart {name}'s data is gone")
+    if filled.token is not None and not await ctx.still_has(filled):
+        return Result("FAIL", "restart", f"after the restart {name}'s data is gone")
     return passed("restart", "the volume and its data survived the restart")
 
 

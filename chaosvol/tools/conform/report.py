@@ -124,7 +124,7 @@ async def conform(
                 try:
                     result = await spec.run(ctx)
                 except CheckFailed as verdict:
-                    result = Result(verdict.status, spec.id, verdict.message)
+                    result = Result(verdict.status, spec.id, str(verdict))
                 outcome.results.append(result)
                 progress(f"[{index}/{len(chosen)}] {result}")
         finally:
