@@ -15,6 +15,7 @@ from typing import Protocol, TypeAlias, TypeVar
 
 import trio
 
+from chaosvol.core.errors import unwrapped
 from chaosvol.core.protocol import PluginCall, PluginReply
 
 Connector: TypeAlias = Callable[[], Awaitable[trio.abc.Stream]]
@@ -48,14 +49,11 @@ async def running(backend: B) -> AsyncIterator[B]:
     """`backend`, with its duties running, closed at the end. What the body raises comes out
     as it was raised (run() raises nothing of its own: it only ever ends cancelled)."""
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(backend.run)
-            yield backend
-            nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        with unwrapped():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                yield backend
+                nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await backend.aclose()

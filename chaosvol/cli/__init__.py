@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Final, NoReturn
 
 from chaosvol import __version__
-from chaosvol.cli import conform, ctl, profiles, runs, serve, sweep
+from chaosvol.cli import conform, ctl, explore, profiles, runs, serve, sweep
 from chaosvol.cli.common import EXIT_OK, EXIT_USAGE, as_message, os_error_text
 from chaosvol.core.errors import ChaosvolError
 
@@ -54,6 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chaosvol", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"chaosvol {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for group in (serve, ctl, sweep, profiles, runs, conform):
+    for group in (serve, ctl, sweep, explore, profiles, runs, conform):
         group.add_parsers(commands)
     return parser

@@ -6,6 +6,8 @@ always `from` the original, so a user sees one clear message and a developer kee
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from chaosvol.core.protocol import PluginReply
@@ -109,3 +111,15 @@ class BackendProtocolError(BackendError):
     """The backend answered something that is not HTTP, or does not speak VolumeDriver."""
 
     kind = "broke the protocol"
+
+
+@contextmanager
+def unwrapped() -> Iterator[None]:
+    """What a trio nursery inside the block raised, as it was raised: a lone exception comes out
+    of its ExceptionGroup (callers catch UsageError, not a group of one)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

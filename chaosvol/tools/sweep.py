@@ -24,7 +24,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -37,7 +38,7 @@ from chaosvol.backends import Backend
 from chaosvol.backends.directory import DirectoryBackend
 from chaosvol.backends.spec import open_backend
 from chaosvol.core.engine import ChaosEngine
-from chaosvol.core.errors import BackendError, ProfileError, UsageError
+from chaosvol.core.errors import BackendError, ProfileError, UsageError, unwrapped
 from chaosvol.core.events import CallEvent
 from chaosvol.core.profile import PASSTHROUGH, Profile, parse_profile
 from chaosvol.core.protocol import OPERATION_BY_NAME, Operation, PluginCall
@@ -117,87 +118,86 @@ def sweep_profile(spec: SweepSpec, k: int | None) -> Profile:
     return dataclasses.replace(spec.base, rules=(rule, *spec.base.rules), source=f"sweep k={k or 0} + {spec.base.source}")
 
 
-class Sweep:
-    def __init__(self, spec: SweepSpec, progress: Callable[[str], None]) -> None:
-        self.spec = spec
-        self.progress = progress
-        self.events_path = spec.work / "events.jsonl"
-        self.results: list[RunResult] = []
+@dataclass(frozen=True, slots=True)
+class Workbench:
+    """What sweep and explore share around a workload's runs: the proxy they run it through, a
+    backend per run, the audit after it and the clean-up before the next."""
 
-    def backend_for(self, k: int) -> tuple[Backend, str]:
-        if self.spec.backend is not None:
-            return open_backend(self.spec.backend, own_socket=self.spec.socket_path), self.spec.backend
-        root = self.spec.work / f"backend-{k}"
+    name: str
+    socket_path: str
+    command: tuple[str, ...]
+    work: Path
+    backend: str | None = None  # None: a fresh built-in backend per run
+    docker_host: str | None = None
+    audit: bool = True
+    timeout: float = 600.0
+
+    def backend_for(self, label: str) -> tuple[Backend, str]:
+        if self.backend is not None:
+            return open_backend(self.backend, own_socket=self.socket_path), self.backend
+        root = self.work / f"backend-{label}"
         return DirectoryBackend(root), f"builtin:{root}"
 
-    async def run(self) -> list[RunResult]:
-        spec = self.spec
-        sweep_profile(spec, None)  # refuse a bad --op/--action before starting anything
-        backend, backend_spec = self.backend_for(0)
-        settings = ServeSettings(spec.name, spec.socket_path, backend.name, None, shutdown_grace=2.0)
-        events = EventLog.open(str(self.events_path))
-        state = ProxyState(settings, backend, ChaosEngine(sweep_profile(spec, None)), events)
+    @asynccontextmanager
+    async def proxy(self, profile: Profile, events: EventLog) -> AsyncIterator[ProxyState]:
+        """The proxy every run goes through, serving until the block ends."""
+        backend, _ = self.backend_for("0")
+        settings = ServeSettings(self.name, self.socket_path, backend.name, None, shutdown_grace=2.0)
+        state = ProxyState(settings, backend, ChaosEngine(profile), events)
         server = PluginServer(state)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve)
-            try:
-                baseline = await self.one_run(state, 0, backend_spec)
-                total = baseline.matching_calls
-                runs = total if spec.max_runs is None else min(total, spec.max_runs)
-                self.progress(
-                    f"baseline: exit {baseline.exit_status}, {total} matching {spec.operation} call(s), "
-                    f"audit {describe_findings(baseline, spec.audit)}; now {runs} run(s), one per k"
-                )
-                for k in range(1, runs + 1):
-                    backend, backend_spec = self.backend_for(k)
-                    if spec.backend is None:
-                        await (await state.use_backend(backend)).aclose()
-                    state.load(sweep_profile(spec, k))
-                    state.resume()
-                    self.progress(f"[{k}/{runs}] failing {spec.operation} call #{k} with {spec.action}")
-                    result = await self.one_run(state, k, backend_spec)
-                    self.progress(f"[{k}/{runs}] {summary_line(result, spec.audit)}")
-            finally:
-                server.shut_down()
-        return self.results
+        with unwrapped():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.serve)
+                try:
+                    yield state
+                finally:
+                    server.shut_down()
 
-    async def one_run(self, state: ProxyState, k: int, backend_spec: str) -> RunResult:
-        spec = self.spec
-        first_seq = state.recent.last_seq
-        output = spec.work / f"run-{k}.log"
+    async def prepare(self, state: ProxyState, label: str, profile: Profile) -> str:
+        """Ready the proxy for a run: its own backend (unless shared), `profile` in force; the
+        backend's spec, for the audit."""
+        backend, spec = self.backend_for(label)
+        if self.backend is None:
+            await (await state.use_backend(backend)).aclose()
+        state.load(profile)
+        state.resume()
+        return spec
+
+    async def run_workload(self, output: Path, env: dict[str, str]) -> tuple[int | None, float]:
+        """The workload's exit status (None: killed after the timeout) and how long it took."""
         started = time.monotonic()
-        env = dict(os.environ, CHAOSVOL_SWEEP_K=str(k), CHAOSVOL_DRIVER=spec.name)
         exit_status: int | None = None
         with open(output, "wb") as sink:  # noqa: ASYNC230  a local file for the child to write to; opening it is instant
-            with trio.move_on_after(spec.timeout):
-                done = await trio.run_process(list(spec.command), stdout=sink, stderr=sink, check=False, env=env)
+            with trio.move_on_after(self.timeout):
+                done = await trio.run_process(
+                    list(self.command), stdout=sink, stderr=sink, check=False, env=dict(os.environ, CHAOSVOL_DRIVER=self.name, **env)
+                )
                 exit_status = done.returncode
-        result = RunResult(k, exit_status, time.monotonic() - started, output=output)
+        return exit_status, time.monotonic() - started
+
+    async def judge(self, state: ProxyState, first_seq: int, backend_spec: str) -> tuple[list[CallEvent], list[Finding], list[str]]:
+        """After a run: its records, the audit's findings, and what the clean-up could not remove.
+        The proxy is paused from here on: nothing is injected until the next run."""
         await trio.lowlevel.checkpoint()  # let the event log writer take the last records
         records = [CallEvent.from_json(record.to_json()) for record in state.recent.after(first_seq)]
-        result.hit = next((r for r in records if r.rule == SWEEP_RULE), None)
-        result.matching_calls = state.engine.statistics().rules[SWEEP_RULE].matched
-        state.pause()  # nothing is injected from here to the next run
-        if spec.audit:
-            result.findings = await self.audit(backend_spec, records)
-        result.cleanup_problems = await self.clean_up(state)
-        self.results.append(result)
-        return result
+        state.pause()
+        findings = await self.audit_run(backend_spec, records) if self.audit else []
+        return records, findings, await self.clean_up(state)
 
-    async def audit(self, backend_spec: str, records: list[CallEvent]) -> list[Finding]:
+    async def audit_run(self, backend_spec: str, records: list[CallEvent]) -> list[Finding]:
         from chaosvol.tools.daemon import daemon_view
         from chaosvol.tools.inventory import backend_view
 
-        daemon = await trio.to_thread.run_sync(daemon_view, self.spec.docker_host)
+        daemon = await trio.to_thread.run_sync(daemon_view, self.docker_host)
         backend = await trio.to_thread.run_sync(backend_view, backend_spec)
-        return audit(self.spec.name, daemon, backend, LogView.from_records(records))
+        return audit(self.name, daemon, backend, LogView.from_records(records))
 
     async def clean_up(self, state: ProxyState) -> list[str]:
         """Remove what the run left: containers on the driver's volumes, the volumes, and what the
         backend still holds. Returns what could not be removed."""
         problems: list[str] = []
-        if self.spec.audit:
-            problems += await trio.to_thread.run_sync(_clean_docker, self.spec.docker_host, self.spec.name)
+        if self.audit:
+            problems += await trio.to_thread.run_sync(_clean_docker, self.docker_host, self.name)
         listed = await _backend_call(state.backend, PluginCall.build(Operation.LIST))
         value = listed.decoded() if listed is not None else None
         for entry in (value or {}).get("Volumes") or [] if isinstance(value, dict) else []:
@@ -207,6 +207,45 @@ class Sweep:
                 if reply is None or reply.is_error:
                     problems.append(f"backend volume {name}: {reply.err if reply is not None else 'no answer'}")
         return problems
+
+
+class Sweep:
+    def __init__(self, spec: SweepSpec, progress: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.progress = progress
+        self.events_path = spec.work / "events.jsonl"
+        self.results: list[RunResult] = []
+        self.bench = Workbench(spec.name, spec.socket_path, spec.command, spec.work, spec.backend, spec.docker_host,
+                               spec.audit, spec.timeout)
+
+    async def run(self) -> list[RunResult]:
+        spec = self.spec
+        sweep_profile(spec, None)  # refuse a bad --op/--action before starting anything
+        async with self.bench.proxy(sweep_profile(spec, None), EventLog.open(str(self.events_path))) as state:
+            baseline = await self.one_run(state, 0)
+            total = baseline.matching_calls
+            runs = total if spec.max_runs is None else min(total, spec.max_runs)
+            self.progress(
+                f"baseline: exit {baseline.exit_status}, {total} matching {spec.operation} call(s), "
+                f"audit {describe_findings(baseline, spec.audit)}; now {runs} run(s), one per k"
+            )
+            for k in range(1, runs + 1):
+                self.progress(f"[{k}/{runs}] failing {spec.operation} call #{k} with {spec.action}")
+                result = await self.one_run(state, k)
+                self.progress(f"[{k}/{runs}] {summary_line(result, spec.audit)}")
+        return self.results
+
+    async def one_run(self, state: ProxyState, k: int) -> RunResult:
+        backend_spec = await self.bench.prepare(state, str(k), sweep_profile(self.spec, k if k else None))
+        first_seq = state.recent.last_seq
+        output = self.spec.work / f"run-{k}.log"
+        exit_status, seconds = await self.bench.run_workload(output, {"CHAOSVOL_SWEEP_K": str(k)})
+        result = RunResult(k, exit_status, seconds, output=output)
+        result.matching_calls = state.engine.statistics().rules[SWEEP_RULE].matched
+        records, result.findings, result.cleanup_problems = await self.bench.judge(state, first_seq, backend_spec)
+        result.hit = next((r for r in records if r.rule == SWEEP_RULE), None)
+        self.results.append(result)
+        return result
 
 
 async def _backend_call(backend: Backend, call: PluginCall) -> Any:

@@ -17,7 +17,7 @@ import trio
 from chaosvol.backends.directory import DirectoryBackend
 from chaosvol.backends.spec import Address, find_plugin, parse_address
 from chaosvol.core.engine import ChaosEngine
-from chaosvol.core.errors import UsageError
+from chaosvol.core.errors import UsageError, unwrapped
 from chaosvol.core.profile import PASSTHROUGH
 from chaosvol.core.protocol import Operation
 from chaosvol.proxy.server import PluginServer
@@ -164,17 +164,13 @@ async def _reachable(backend: str) -> AsyncIterator[Address]:
             socket = str(Path(directory) / "builtin.sock")
             state = ProxyState(ServeSettings("conform", socket, backend), DirectoryBackend(root), ChaosEngine(PASSTHROUGH))
             server = PluginServer(state)
-            try:
+            with unwrapped():
                 async with trio.open_nursery() as nursery:
                     await nursery.start(server.serve)
                     try:
                         yield Address(path=socket)
                     finally:
                         server.shut_down(0)
-            except BaseExceptionGroup as group:  # what the run raised, as it was raised
-                if len(group.exceptions) == 1:
-                    raise group.exceptions[0] from None
-                raise
         return
     if "://" in backend:
         address = parse_address(backend)

@@ -1,0 +1,94 @@
+"""`chaosvol explore` with a workload that talks to the plugin socket itself (no dockerd: judged
+by exit status, --no-audit): it finds exactly the faults that break the workload, shrinks each to
+one rule, writes profiles `chaosvol check` accepts, and takes up an interrupted exploration where
+it stopped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.test_cli import CHAOSVOL
+
+# Create v, Remove v; if the Remove said it was done, a Get must not find v. A dropped Remove
+# (success, never done) breaks it; a Remove that fails honestly does not.
+WORKLOAD = r'''
+import http.client, json, os, socket, sys
+
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(os.environ["SOCK"])
+
+def call(op, body):
+    try:
+        c = Unix("plugin")
+        c.request("POST", "/VolumeDriver." + op, json.dumps(body))
+        r = c.getresponse()
+        value = json.loads(r.read() or b"{}")
+        c.close()
+    except (OSError, http.client.HTTPException):  # cut without an answer: the call failed
+        return False, {}
+    return r.status == 200 and not value.get("Err"), value
+
+run = os.environ["CHAOSVOL_EXPLORE_RUN"]
+name = "v" + run
+call("Create", {"Name": name, "Opts": {}})
+removed, _ = call("Remove", {"Name": name})
+found, _ = call("Get", {"Name": name})
+sys.exit(1 if removed and found else 0)
+'''
+
+
+def explore(tmp: Path, *extra: str, work: str = "work") -> subprocess.CompletedProcess[str]:
+    script = tmp / "workload.py"
+    script.write_text(WORKLOAD)
+    sock = tmp / "p.sock"
+    return subprocess.run(
+        [*CHAOSVOL, "explore", "--socket", str(sock), "--no-audit", "--work", str(tmp / work), "-o", str(tmp / "out"),
+         *extra, "--", sys.executable, str(script)],
+        capture_output=True, text=True, timeout=600, check=False, env={"SOCK": str(sock), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_explore_finds_the_dropped_remove_and_only_it_shrunk_to_one_rule(short_tmp: str) -> None:
+    tmp = Path(short_tmp)
+    result = explore(tmp, "--ops", "Create,Remove")
+    assert result.returncode == 1, result.stderr
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    broke = sorted(run["faults"] for run in summary["runs"] if run["broke"])
+    assert broke == ["Remove#1 drop"]
+    assert [f["faults"] for f in summary["failures"]] == ["Remove#1 drop"] and summary["failures"][0]["verified"]
+    written = (tmp / "out" / "failure-1.yaml").read_text()
+    assert written.startswith("# chaosvol explore: a minimal profile") and "# faults: Remove#1 drop" in written
+    check = subprocess.run([*CHAOSVOL, "check", str(tmp / "out" / "failure-1.yaml")], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+    assert "Remove     drop" in result.stdout.replace("  ", " ") or "drop" in result.stdout
+    assert (tmp / "out" / "report.html").read_text().count("<td class='broke'") == 1
+    assert summary["overhead_s"]["mean"] < 1.0  # pause, clean-up (no audit here) between runs
+
+
+def test_a_workload_that_fails_with_no_fault_exits_2(short_tmp: str) -> None:
+    tmp = Path(short_tmp)
+    (tmp / "fail.py").write_text("import sys; sys.exit(3)\n")
+    result = subprocess.run(
+        [*CHAOSVOL, "explore", "--socket", f"{short_tmp}/p.sock", "--no-audit", "-o", f"{short_tmp}/out", "--",
+         sys.executable, f"{short_tmp}/fail.py"], capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 2
+    assert "with no fault the workload fails: exit 3" in result.stderr
+
+
+def test_an_exploration_started_again_makes_no_run_twice(short_tmp: str) -> None:
+    tmp = Path(short_tmp)
+    first = explore(tmp, "--ops", "Create,Remove", "--budget", "3")
+    assert "budget spent" in first.stderr
+    made = len((tmp / "work" / "runs.jsonl").read_text().splitlines())
+    second = explore(tmp, "--ops", "Create,Remove")
+    assert "resuming: " in second.stderr
+    lines = (tmp / "work" / "runs.jsonl").read_text().splitlines()
+    keys = [json.loads(line)["key"] for line in lines]
+    assert len(keys) == len(set(keys)) and len(keys) > made
+    assert second.returncode == 1
