@@ -196,7 +196,7 @@ class Workbench:
         """Remove what the run left: containers on the driver's volumes, the volumes, and what the
         backend still holds. Returns what could not be removed."""
         problems: list[str] = []
-        if self.audit:
+        if self.audit or self.docker_host is not None:  # a dockerd to clean: audited, or named
             problems += await trio.to_thread.run_sync(_clean_docker, self.docker_host, self.name)
         listed = await _backend_call(state.backend, PluginCall.build(Operation.LIST))
         value = listed.decoded() if listed is not None else None

@@ -6,11 +6,13 @@ it stopped."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.integration.test_cli import CHAOSVOL
+from tests.integration.test_report_browser import load
 
 # Create v, Remove v; if the Remove said it was done, a Get must not find v. A dropped Remove
 # (success, never done) breaks it; a Remove that fails honestly does not.
@@ -66,7 +68,10 @@ def test_explore_finds_the_dropped_remove_and_only_it_shrunk_to_one_rule(short_t
     check = subprocess.run([*CHAOSVOL, "check", str(tmp / "out" / "failure-1.yaml")], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr
     assert "Remove     drop" in result.stdout.replace("  ", " ") or "drop" in result.stdout
-    assert (tmp / "out" / "report.html").read_text().count("<td class='broke'") == 1
+    dom, console = load(tmp / "out" / "report.html")  # the matrix, as headless chromium shows it
+    assert "Uncaught" not in console, console
+    assert dom.count('class="broke"') >= 1 and 'data-op="Remove" data-action="drop"' in dom
+    assert "run 3: Remove#1 drop: exit 1" in dom or re.search(r"run \d+: Remove#1 drop: exit 1", dom)
     assert summary["overhead_s"]["mean"] < 1.0  # pause, clean-up (no audit here) between runs
 
 
