@@ -238,6 +238,10 @@ class Explore:
                 cells.setdefault((fault.op, fault.action), []).append(run)
         return cells
 
+    def _rank(self, action: str) -> int:
+        """Where `action` stands among the actions (simplest first)."""
+        return self.spec.actions.index(action) if action in self.spec.actions else len(self.spec.actions)
+
     def summary(self) -> dict[str, Any]:
         overheads = [run.overhead for k, run in self.runs.items() if k != BASELINE]
         baseline = self.runs.get(BASELINE)
@@ -254,7 +258,7 @@ class Explore:
 
     def table(self) -> str:
         rows = [("OPERATION", "ACTION", "RUNS", "BROKE", "KINDS")]
-        for (op, action), runs in sorted(self.matrix().items()):
+        for (op, action), runs in sorted(self.matrix().items(), key=lambda cell: (cell[0][0], self._rank(cell[0][1]))):
             kinds = sorted({finding.split()[0] for run in runs for finding in run.findings})
             exits = sorted({str(run.exit_status) for run in runs if run.exit_status != 0})
             what = ", ".join(kinds + [f"exit {e}" for e in exits])
@@ -269,7 +273,7 @@ class Explore:
     def report_html(self) -> str:
         cells = self.matrix()
         ops = sorted({op for op, _ in cells})
-        actions = sorted({action for _, action in cells}, key=lambda a: self.spec.actions.index(a) if a in self.spec.actions else 99)
+        actions = sorted({action for _, action in cells}, key=self._rank)
         head = "".join(f"<th>{html.escape(action)}</th>" for action in actions)
         body = []
         for op in ops:
