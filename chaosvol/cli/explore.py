@@ -89,12 +89,28 @@ def run_explore(args: argparse.Namespace) -> int:
     progress(f"work directory {work}; results in {args.out}")
     explore = Explore(spec, progress)
     try:
-        trio.run(explore.run)
+        _run(explore)
     except BaselineFailed as exc:
         print(f"chaosvol explore: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        made = sum(1 for _ in explore.runs)
+        print(f"chaosvol explore: interrupted; {made} run(s) kept in {work}: the same command with --work {work} "
+              "takes up from there", file=sys.stderr)
         return EXIT_USAGE
     finally:
         if explore.runs:
             explore.write_outputs()
     print(explore.table(), end="")
     return EXIT_FOUND if explore.failures else EXIT_OK
+
+
+def _run(explore: Explore) -> None:
+    """The exploration; Ctrl-C comes out as KeyboardInterrupt, whichever task it reached."""
+    try:
+        trio.run(explore.run)
+    except BaseExceptionGroup as group:
+        interrupted, rest = group.split(KeyboardInterrupt)
+        if interrupted is not None and rest is None:
+            raise KeyboardInterrupt from None
+        raise

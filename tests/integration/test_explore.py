@@ -97,3 +97,30 @@ def test_an_exploration_started_again_makes_no_run_twice(short_tmp: str) -> None
     keys = [json.loads(line)["key"] for line in lines]
     assert len(keys) == len(set(keys)) and len(keys) > made
     assert second.returncode == 1
+
+
+def test_an_interrupted_exploration_says_how_to_resume_and_resumes(short_tmp: str) -> None:
+    import os
+    import signal
+    import time
+
+    tmp = Path(short_tmp)
+    (tmp / "workload.py").write_text(WORKLOAD.replace("sys.exit(", "import time; time.sleep(0.5); sys.exit("))
+    sock = tmp / "p.sock"
+    args = [*CHAOSVOL, "explore", "--socket", str(sock), "--no-audit", "--ops", "Create,Remove", "--work", str(tmp / "work"),
+            "-o", str(tmp / "out"), "--", sys.executable, str(tmp / "workload.py")]
+    env = {"SOCK": str(sock), "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+    runs = tmp / "work" / "runs.jsonl"
+    deadline = time.monotonic() + 60
+    while not runs.exists() or len(runs.read_text().splitlines()) < 3:  # the baseline and two faults
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2 and "interrupted; " in stderr and f"--work {tmp / 'work'}" in stderr, stderr
+    kept = len(runs.read_text().splitlines())
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False, env=env)
+    assert again.returncode == 1 and f"resuming: {kept} run(s) already made" in again.stderr
+    keys = [json.loads(line)["key"] for line in runs.read_text().splitlines()]
+    assert len(keys) == len(set(keys))
