@@ -101,6 +101,7 @@ class Explore:
         self.budget_exhausted = False
         self.failures: list[Failure] = []
         self.actions: dict[str, list[str]] = {}
+        self.made = 0  # the last run's number
 
     def profile_text(self, exp: Experiment) -> dict[str, Any]:
         return {"version": 1, "rules": [*rules(exp), *self.spec.base_rules]}
@@ -177,7 +178,7 @@ class Explore:
         known = self.runs.get(key(exp))
         if known is not None and not fresh:
             return known
-        n = sum(1 for _ in self.runs) + 1
+        n = self.made = max(self.made, len(self.runs)) + 1  # verification runs are numbered too
         bench = self.spec.bench
         profile = parse_profile(json.dumps(self.profile_text(exp)), f"explore run {n}")
         backend_spec = await bench.prepare(state, str(n), profile)
