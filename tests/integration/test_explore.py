@@ -124,3 +124,35 @@ def test_an_interrupted_exploration_says_how_to_resume_and_resumes(short_tmp: st
     assert again.returncode == 1 and f"resuming: {kept} run(s) already made" in again.stderr
     keys = [json.loads(line)["key"] for line in runs.read_text().splitlines()]
     assert len(keys) == len(set(keys))
+
+
+# Creates a and b, removes b; breaks only when the Create of a and the Remove of b both fail.
+BOTH = WORKLOAD.split("run = os.environ")[0] + '''
+run = os.environ["CHAOSVOL_EXPLORE_RUN"]
+created, _ = call("Create", {"Name": "a" + run, "Opts": {}})
+call("Create", {"Name": "b" + run, "Opts": {}})
+removed, _ = call("Remove", {"Name": "b" + run})
+sys.exit(1 if not created and not removed else 0)
+'''
+
+
+def test_depth_two_finds_faults_that_break_it_only_together_and_shrinks_each_to_a_minimal_pair(short_tmp: str) -> None:
+    tmp = Path(short_tmp)
+    (tmp / "both.py").write_text(BOTH)
+    sock = tmp / "p.sock"
+    result = subprocess.run(
+        [*CHAOSVOL, "explore", "--socket", str(sock), "--no-audit", "--ops", "Create,Remove", "--depth", "2",
+         "--actions", "drop; {error: {when: before}}", "-o", str(tmp / "out"), "--", sys.executable, str(tmp / "both.py")],
+        capture_output=True, text=True, timeout=600, check=False, env={"SOCK": str(sock), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1, result.stderr
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    singles = [run for run in summary["runs"] if run["faults"].count("#") == 1]
+    assert len(singles) == 2 * 2 + 2 and not any(run["broke"] for run in singles)  # no fault breaks it alone
+    # The Create of a failing, with b never made (its Create dropped: the simplest way) or its
+    # Remove failing: each of the failing pairs shrinks to one of these two.
+    assert sorted(f["faults"] for f in summary["failures"]) == [
+        "Create#1 {error: {when: before}} + Create#2 drop",
+        "Create#1 {error: {when: before}} + Remove#1 {error: {when: before}}",
+    ]
+    assert all(f["verified"] for f in summary["failures"])

@@ -65,3 +65,11 @@ async def test_a_failure_nothing_smaller_reproduces_stays_as_it_is() -> None:
 
     pair = experiment(Fault("Get", 1, "{error: {when: before}}"), Fault("Remove", 1, "drop"))
     assert await shrink(pair, fails, ACTIONS) == pair
+
+
+async def test_the_shrinker_never_puts_two_faults_on_one_call() -> None:
+    async def fails(exp: Experiment) -> bool:
+        return len(exp) == 2  # any pair breaks it
+
+    pair = experiment(Fault("Remove", 1, "drop"), Fault("Remove", 2, "drop"))
+    assert await shrink(pair, fails, ACTIONS) == pair  # Remove#2 cannot move to Remove#1

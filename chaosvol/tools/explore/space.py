@@ -81,9 +81,20 @@ def pairs(singles: Sequence[Experiment], passed: set[Experiment], rng: random.Ra
                 yield pair
 
 
+def valid(exp: Experiment) -> bool:
+    """At most one fault on a call."""
+    return len({(fault.op, fault.k) for fault in exp}) == len(exp)
+
+
 def smaller(exp: Experiment, actions: Mapping[str, Sequence[str]]) -> Iterator[Experiment]:
     """The experiments one step smaller than `exp`, most promising first: one fault fewer, then
-    one fault on an earlier call, then one fault with a simpler action."""
+    one fault on an earlier call, then one fault with a simpler action (never two on one call)."""
+    for candidate in _smaller(exp, actions):
+        if valid(candidate):
+            yield candidate
+
+
+def _smaller(exp: Experiment, actions: Mapping[str, Sequence[str]]) -> Iterator[Experiment]:
     if len(exp) > 1:
         for index in range(len(exp)):
             yield exp[:index] + exp[index + 1:]
