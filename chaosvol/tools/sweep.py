@@ -13,7 +13,12 @@ given `--backend` is shared, and cleaned by removing what the run left in it.
 
 Clean-up between runs (the proxy paused, so nothing is injected): containers that use a volume
 of the driver are removed, then the driver's volumes (`docker volume rm -f`), then whatever the
-backend still holds (a Remove sent to it directly). It touches nothing else.
+backend still holds (a Remove sent to it directly). Last, every name the run's calls named is
+forced out of dockerd once more (`docker volume rm -f`, after its containers): what a fault left
+in dockerd's cache and metadata while the backend no longer has it (a stale entry that `ls` does
+not show while List works, a `local` volume that shadows the plugin's), which would otherwise
+change the calls of the next run (a stale entry costs the next `volume create` one more Get). It
+touches nothing else.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import trio
 import trio.lowlevel
@@ -182,7 +188,7 @@ class Workbench:
         records = [CallEvent.from_json(record.to_json()) for record in state.recent.after(first_seq)]
         state.pause()
         findings = await self.audit_run(backend_spec, records) if self.audit else []
-        return records, findings, await self.clean_up(state)
+        return records, findings, await self.clean_up(state, sorted({r.volume for r in records if r.volume}))
 
     async def audit_run(self, backend_spec: str, records: list[CallEvent]) -> list[Finding]:
         from chaosvol.tools.daemon import daemon_view
@@ -192,11 +198,13 @@ class Workbench:
         backend = await trio.to_thread.run_sync(backend_view, backend_spec)
         return audit(self.name, daemon, backend, LogView.from_records(records))
 
-    async def clean_up(self, state: ProxyState) -> list[str]:
-        """Remove what the run left: containers on the driver's volumes, the volumes, and what the
-        backend still holds. Returns what could not be removed."""
+    async def clean_up(self, state: ProxyState, names: Sequence[str] = ()) -> list[str]:
+        """Remove what the run left: containers on the driver's volumes, the volumes, what the
+        backend still holds, then what dockerd still keeps under `names` (the volumes the run's
+        calls named). Returns what could not be removed."""
         problems: list[str] = []
-        if self.audit or self.docker_host is not None:  # a dockerd to clean: audited, or named
+        cleans_docker = self.audit or self.docker_host is not None  # a dockerd to clean: audited, or named
+        if cleans_docker:
             problems += await trio.to_thread.run_sync(_clean_docker, self.docker_host, self.name)
         listed = await _backend_call(state.backend, PluginCall.build(Operation.LIST))
         value = listed.decoded() if listed is not None else None
@@ -206,6 +214,8 @@ class Workbench:
                 reply = await _backend_call(state.backend, PluginCall.build(Operation.REMOVE, name))
                 if reply is None or reply.is_error:
                     problems.append(f"backend volume {name}: {reply.err if reply is not None else 'no answer'}")
+        if cleans_docker and names:
+            await trio.to_thread.run_sync(_forget_in_docker, self.docker_host, names)
         return problems
 
 
@@ -258,26 +268,66 @@ async def _backend_call(backend: Backend, call: PluginCall) -> Any:
 
 
 def _clean_docker(docker_host: str | None, driver: str) -> list[str]:
+    """Remove the driver's volumes from dockerd (and the containers that use them)."""
+    with _docker_client(docker_host) as client:
+        names = [v["Name"] for v in client.api.volumes().get("Volumes") or [] if v.get("Driver") == driver]
+        return _remove_volumes(client, names)
+
+
+def _forget_in_docker(docker_host: str | None, names: Sequence[str]) -> None:
+    """Force `names` out of dockerd once the backend no longer has them: `rm -f` looks each name
+    up, finds nothing and purges what dockerd kept (a stale entry, a shadowing `local` volume).
+    Nothing to report: a name dockerd does not know is the normal case."""
+    with _docker_client(docker_host) as client:
+        _remove_volumes(client, names)
+
+
+@contextmanager
+def _docker_client(docker_host: str | None) -> Iterator[Any]:
     import docker
+
+    client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _remove_volumes(client: Any, names: Sequence[str]) -> list[str]:
+    """`docker rm -f` of the containers that use each volume, then `docker volume rm -f`; what failed."""
     from docker.errors import DockerException
 
     problems: list[str] = []
-    client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
-    try:
-        names = [v["Name"] for v in client.api.volumes().get("Volumes") or [] if v.get("Driver") == driver]
-        for name in names:
-            for container in client.api.containers(all=True, filters={"volume": name}):
-                try:
-                    client.api.remove_container(container["Id"], force=True)
-                except DockerException as exc:
-                    problems.append(f"container {container['Id'][:12]}: {exc}")
+    for name in names:
+        for container in client.api.containers(all=True, filters={"volume": name}):
             try:
-                client.api.remove_volume(name, force=True)
+                client.api.remove_container(container["Id"], force=True)
             except DockerException as exc:
-                problems.append(f"volume {name}: {exc}")
-    finally:
-        client.close()
+                problems.append(f"container {container['Id'][:12]}: {exc}")
+        problem = _force_remove_volume(client, name)
+        if problem:
+            problems.append(f"volume {name}: {problem}")
     return problems
+
+
+def _force_remove_volume(client: Any, name: str) -> str:
+    """`DELETE /volumes/NAME?force=1`: what went wrong, or "". The Docker SDK's
+    `remove_volume(name, force=True)` does not send `force` (7.x builds its URL without the
+    parameters): dockerd then keeps a volume whose Remove failed, which is what the clean-up is
+    there to purge."""
+    from requests import RequestException
+
+    url = f"{client.api.base_url}/v{client.api.api_version}/volumes/{quote(name, safe='')}"
+    try:
+        answer = client.api.delete(url, params={"force": "1"})
+    except RequestException as exc:
+        return str(exc)
+    if answer.status_code in (200, 204, 404):
+        return ""
+    try:
+        return str(answer.json().get("message", answer.text))
+    except ValueError:
+        return str(answer.text)
 
 
 def describe_findings(result: RunResult, audited: bool) -> str:

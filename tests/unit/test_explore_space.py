@@ -48,28 +48,57 @@ async def test_the_shrinker_finds_the_smallest_failing_experiment_asking_each_ca
 
     asked: list[Experiment] = []
 
-    async def fails(exp: Experiment) -> bool:
+    async def outcome(exp: Experiment) -> str:
         asked.append(exp)
         await trio.lowlevel.checkpoint()
-        return breaks(exp)
+        return "exit 1" if breaks(exp) else "passed"
 
     start = experiment(Fault("Get", 1, "{error: {when: before}}"), Fault("Remove", 5, "{error: {when: after}}"))
-    minimal = await shrink(start, fails, ACTIONS)
+    minimal = await shrink(start, outcome, ACTIONS)
     assert minimal == experiment(Fault("Remove", 2, "drop"))
     assert len(asked) == len(set(asked))
 
 
 async def test_a_failure_nothing_smaller_reproduces_stays_as_it_is() -> None:
-    async def fails(exp: Experiment) -> bool:
+    async def outcome(exp: Experiment) -> bool:
         return len(exp) == 2  # only the pair breaks it
 
     pair = experiment(Fault("Get", 1, "{error: {when: before}}"), Fault("Remove", 1, "drop"))
-    assert await shrink(pair, fails, ACTIONS) == pair
+    assert await shrink(pair, outcome, ACTIONS) == pair
 
 
 async def test_the_shrinker_never_puts_two_faults_on_one_call() -> None:
-    async def fails(exp: Experiment) -> bool:
+    async def outcome(exp: Experiment) -> bool:
         return len(exp) == 2  # any pair breaks it
 
     pair = experiment(Fault("Remove", 1, "drop"), Fault("Remove", 2, "drop"))
-    assert await shrink(pair, fails, ACTIONS) == pair  # Remove#2 cannot move to Remove#1
+    assert await shrink(pair, outcome, ACTIONS) == pair  # Remove#2 cannot move to Remove#1
+
+
+async def test_the_shrinker_does_not_slip_to_a_smaller_experiment_that_breaks_another_way() -> None:
+    # As met on dockerd: a failed Get during `volume rm` then a dropped Remove leave the volume
+    # unknown to dockerd (exit 1, unknown-to-daemon); an earlier Get failing alone leaks a mount
+    # (exit 1, leaked-mount). Shrinking the pair must not end on that other failure.
+    get5, get4, drop = Fault("Get", 5, "{error: {when: before}}"), Fault("Get", 4, "{error: {when: before}}"), Fault("Remove", 1, "drop")
+
+    async def outcome(exp: Experiment) -> tuple[int, tuple[str, ...]]:
+        if get4 in exp:
+            return 1, ("leaked-mount",)
+        if get5 in exp and drop in exp:
+            return 1, ("unknown-to-daemon",)
+        return 0, ()
+
+    assert await shrink(experiment(get5, drop), outcome, ACTIONS) == experiment(get5, drop)
+    assert await shrink(experiment(get4, drop), outcome, ACTIONS) == experiment(get4)
+
+
+async def test_a_pair_that_is_a_single_fault_in_disguise_shrinks_to_that_single_fault() -> None:
+    # On dockerd a failed Get makes it look the volume up again, so with Get#2 failing the rule
+    # for Get#5 lands on the call Get#4 is alone: the pair breaks it as Get#4 does.
+    get2, get4, get5 = (Fault("Get", k, "{error: {when: before}}") for k in (2, 4, 5))
+    singles = [experiment(Fault("Get", k, "{error: {when: before}}")) for k in range(1, 7)]
+
+    async def outcome(exp: Experiment) -> tuple[int, tuple[str, ...]]:
+        return (1, ("leaked-mount",)) if exp in (experiment(get4), experiment(get2, get5)) else (0, ())
+
+    assert await shrink(experiment(get2, get5), outcome, ACTIONS, singles) == experiment(get4)

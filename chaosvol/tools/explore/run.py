@@ -76,6 +76,12 @@ class Run:
     def broke(self) -> bool:
         return self.exit_status != 0 or bool(self.findings)
 
+    @property
+    def outcome(self) -> tuple[int | None, tuple[str, ...]] | None:
+        """How the run broke (its exit status and the audit's kinds), None if it did not: what
+        a smaller experiment must keep to be the same failure made smaller."""
+        return (self.exit_status, tuple(sorted({finding.split()[0] for finding in self.findings}))) if self.broke else None
+
     def verdict(self) -> str:
         exit_text = "timeout" if self.exit_status is None else f"exit {self.exit_status}"
         return exit_text + (f", audit {'; '.join(self.findings)}" if self.findings else "")
@@ -202,28 +208,30 @@ class Explore:
 
     async def shrink_failures(self, state: ProxyState) -> None:
         failing = [from_key(k) for k, run in self.runs.items() if k != BASELINE and run.broke]
+        singles = sorted((from_key(k) for k in self.runs if k != BASELINE and len(from_key(k)) == 1), key=lambda e: (self._rank(e[0].action), e))
         by_minimal: dict[Experiment, list[str]] = {}
 
-        async def fails(exp: Experiment) -> bool:
-            return (await self.one(state, exp)).broke
+        async def outcome(exp: Experiment) -> tuple[int | None, tuple[str, ...]] | None:
+            return (await self.one(state, exp)).outcome
 
         for exp in sorted(failing, key=lambda e: (len(e), e)):
-            minimal = await shrink(exp, fails, self.actions)
+            minimal = await shrink(exp, outcome, self.actions, singles)
             by_minimal.setdefault(minimal, []).append(describe(exp))
         for number, (minimal, found_by) in enumerate(sorted(by_minimal.items()), 1):
             again = await self.one(state, minimal, fresh=True)
-            failure = Failure(minimal, self.runs[key(minimal)], again.broke, found_by, f"failure-{number}.yaml")
+            run = self.runs[key(minimal)]
+            failure = Failure(minimal, run, again.outcome == run.outcome, found_by, f"failure-{number}.yaml")
             self.failures.append(failure)
             self.write_failure(failure)
             self.progress(f"failure {number}: {describe(minimal)}: {failure.run.verdict()}"
-                          + ("" if failure.verified else " (did not fail again when verified: flaky)"))
+                          + ("" if failure.verified else " (did not break the same way again when verified: flaky)"))
 
     def write_failure(self, failure: Failure) -> None:
         command = " ".join(self.spec.bench.command)
         header = [
             f"chaosvol explore: a minimal profile that breaks the workload ({failure.file})",
             f"faults: {describe(failure.minimal)}",
-            f"broke: {failure.run.verdict()}" + ("" if failure.verified else " (did not fail again when verified: flaky)"),
+            f"broke: {failure.run.verdict()}" + ("" if failure.verified else " (did not break the same way again when verified: flaky)"),
             f"found by: {', '.join(failure.found_by)}",
             f"rerun: chaosvol serve --name {self.spec.bench.name} --profile {failure.file}, then: {command}",
         ]

@@ -3,15 +3,17 @@
 A fault is one action on the k-th call of one operation; an experiment is one or two faults,
 run together. Depth 1 is every single fault the baseline's calls allow; depth 2 draws pairs with
 a seeded generator, those whose faults each passed alone first, never the same pair twice. The
-shrinker takes a failing experiment to a smallest one that still fails: fewer faults, then an
-earlier k, then a simpler action (earlier in the list of actions), trying each candidate once.
+shrinker takes a failing experiment to a smallest one that still breaks the workload the same way
+(the same exit status and audit kinds): fewer faults (for a pair: either of its faults, then any
+single fault already run), then an earlier k, then a simpler action (earlier in the list of
+actions), trying each candidate once.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -86,18 +88,25 @@ def valid(exp: Experiment) -> bool:
     return len({(fault.op, fault.k) for fault in exp}) == len(exp)
 
 
-def smaller(exp: Experiment, actions: Mapping[str, Sequence[str]]) -> Iterator[Experiment]:
+def smaller(exp: Experiment, actions: Mapping[str, Sequence[str]], singles: Sequence[Experiment] = ()) -> Iterator[Experiment]:
     """The experiments one step smaller than `exp`, most promising first: one fault fewer, then
-    one fault on an earlier call, then one fault with a simpler action (never two on one call)."""
-    for candidate in _smaller(exp, actions):
+    (for a pair) any other single fault of `singles`, then one fault on an earlier call, then one
+    fault with a simpler action (never two on one call).
+
+    Any single fault is smaller than a pair, and the one that breaks the workload the same way
+    may not be one of the pair's own: the first fault can shift which call the second one's k
+    lands on (a failed Get makes dockerd look the volume up again), so `Get#2 + Get#5` can be
+    `Get#4` in disguise."""
+    for candidate in _smaller(exp, actions, singles):
         if valid(candidate):
             yield candidate
 
 
-def _smaller(exp: Experiment, actions: Mapping[str, Sequence[str]]) -> Iterator[Experiment]:
+def _smaller(exp: Experiment, actions: Mapping[str, Sequence[str]], singles: Sequence[Experiment]) -> Iterator[Experiment]:
     if len(exp) > 1:
         for index in range(len(exp)):
             yield exp[:index] + exp[index + 1:]
+        yield from singles
     for index, fault in enumerate(exp):
         for k in range(1, fault.k):
             yield _replace(exp, index, Fault(fault.op, k, fault.action))
@@ -111,17 +120,24 @@ def _replace(exp: Experiment, index: int, fault: Fault) -> Experiment:
     return experiment(*exp[:index], fault, *exp[index + 1:])
 
 
-async def shrink(failing: Experiment, fails: Callable[[Experiment], Awaitable[bool]], actions: Mapping[str, Sequence[str]]) -> Experiment:
-    """A smallest experiment that still fails, from one that does: step to the first smaller one
-    that fails, until none does. Each candidate is asked at most once."""
+async def shrink(
+    failing: Experiment, outcome: Callable[[Experiment], Awaitable[Hashable]], actions: Mapping[str, Sequence[str]],
+    singles: Sequence[Experiment] = (),
+) -> Experiment:
+    """A smallest experiment that still breaks the workload the way `failing` does: step to the
+    first smaller one whose outcome is the same, until none is. An outcome says how a run broke
+    (its exit status and audit kinds; anything for a pass). A smaller experiment that breaks it
+    another way is a different failure, not this one made smaller: the shrinker does not slip
+    from one to the other. Each candidate is asked at most once."""
     current = failing
+    target = await outcome(failing)
     asked: set[Experiment] = {failing}
     while True:
-        for candidate in smaller(current, actions):
+        for candidate in smaller(current, actions, singles):
             if not candidate or candidate in asked:
                 continue
             asked.add(candidate)
-            if await fails(candidate):
+            if await outcome(candidate) == target:
                 current = candidate
                 break
         else:
