@@ -71,6 +71,7 @@ class Run:
     overhead: float  # pause, audit, clean-up
     output: str
     counts: dict[str, int] = field(default_factory=dict)  # calls per operation in the run
+    volumes: list[str] = field(default_factory=list)  # the names the run's calls named
 
     @property
     def broke(self) -> bool:
@@ -120,6 +121,9 @@ class Explore:
                     self.runs[run.key] = run
             if self.runs:
                 self.progress(f"resuming: {len(self.runs)} run(s) already made in {self.work}")
+        # The interrupted run left its log and backend but no line: its number is not reused.
+        numbers = [int(path.stem.removeprefix("run-")) for path in self.work.glob("run-*.log") if path.stem.removeprefix("run-").isdigit()]
+        self.made = max([self.made, *numbers, *(run.n for run in self.runs.values())])
 
     async def run(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -127,6 +131,9 @@ class Explore:
         self._load_previous()
         events = EventLog.open(str(self.work / "events.jsonl"))
         async with self.spec.bench.proxy(parse_profile(json.dumps(self.profile_text(())), "base"), events) as state:
+            if self.runs:  # resuming: what the interrupted run left must not change the next run's calls
+                state.pause()
+                await self.spec.bench.clean_up(state, sorted({name for run in self.runs.values() for name in run.volumes}))
             baseline = await self.one(state, ())
             if baseline.broke:
                 raise BaselineFailed(f"with no fault the workload fails: {baseline.verdict()} (output: {baseline.output})")
@@ -199,7 +206,7 @@ class Explore:
                 counts[record.op] = counts.get(record.op, 0) + 1
         fired = sorted({r.rule for r in records if r.rule and r.rule.startswith(RULE_PREFIX)})
         run = Run(n, key(exp), exit_status, [f"{f.kind} {f.volume}" for f in findings], fired, round(seconds, 3),
-                  round(time.monotonic() - judged, 3), str(output), counts)
+                  round(time.monotonic() - judged, 3), str(output), counts, sorted({r.volume for r in records if r.volume}))
         if not fresh:
             self.runs[run.key] = run
             with open(self.log_path, "a", encoding="utf-8") as handle:  # noqa: ASYNC230  one line, local
