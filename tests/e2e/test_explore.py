@@ -172,7 +172,7 @@ $docker run --rm -v {volume}:/data {IMAGE} true
     header = (tmp_path / "out" / "failure-1.yaml").read_text().splitlines()[2]
     assert header == f"# broke: exit 0, audit leaked-mount {volume}", header
     assert summary["overhead_s"]["max"] < 10, summary["overhead_s"]  # pause, audit and clean-up per run (a hang would show)
-    assert re.search(r"^Unmount +\{error: \{when: before\}\} +1 +1 +leaked-mount$", stdout, re.M), stdout  # the table
+    assert re.search(r"^Unmount +\{error: \{when: before\}\} +1 +1 +leaked-mount$", stdout, re.MULTILINE), stdout  # the table
 
     assert rerun(scenario, name, tmp_path / "out" / "failure-1.yaml", workload).returncode == 0
     assert ("leaked-mount", volume) in scenario.audit(name)
