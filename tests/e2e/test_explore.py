@@ -11,21 +11,31 @@
 * The audit as the verdict: a workload that exits 0 while an Unmount failure leaks the mount is
   broken by the audit alone (leaked-mount); an Unmount that fails after unmounting is not. The
   exploration is interrupted in the middle of a run and resumed.
+* A workload that restarts its --live-restore dockerd (`restart_private_dockerd DIR` of
+  scripts/dockerd.sh): explore finds the lookups of dockerd's restore whose failure leaks the
+  container's mount (the story of `restore-get-fails`), one fault each.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import on_each_dockerd
-from tests.support.dockerd import IMAGE
+import pytest
+
+from chaosvol.testing.private_dockerd import dockerd_26_root
+from tests.e2e.conftest import DOCKERDS, on_each_dockerd, start_chaosvol
+from tests.support.dockerd import IMAGE, PrivateDockerd
 
 ERROR = "{error: {when: before}}"
 
@@ -176,3 +186,79 @@ $docker run --rm -v {volume}:/data {IMAGE} true
 
     assert rerun(scenario, name, tmp_path / "out" / "failure-1.yaml", workload).returncode == 0
     assert ("leaked-mount", volume) in scenario.audit(name)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=DOCKERDS, ids=[f"dockerd{b}" for b in DOCKERDS])
+def restartable_by_script(request: pytest.FixtureRequest, daemons: Any) -> Iterator[tuple[PrivateDockerd, dict[str, str]]]:
+    """A --live-restore dockerd started by scripts/dockerd.sh, so that a workload restarts it
+    with `restart_private_dockerd DIR`: (a handle on it, the environment a workload needs)."""
+    daemons.get(request.param)  # this build can run here (or the reason it cannot)
+    directory = Path(tempfile.mkdtemp(prefix="cvx", dir="/tmp"))
+    env = {**os.environ, "CHAOSVOL_DOCKERD": request.param, "CHAOSVOL_DOCKERD_26_ROOT": str(dockerd_26_root()),
+           "DOCKERD_DIR": str(directory), "DOCKER_HOST": f"unix://{directory}/docker.sock"}
+    script = f'. "{REPO}/scripts/dockerd.sh"; '
+    subprocess.run(["bash", "-c", script + 'start_private_dockerd "$DOCKERD_DIR" --live-restore'], env=env, check=True, timeout=300)
+    try:
+        yield PrivateDockerd.existing(env["DOCKER_HOST"]), env  # existing(): the test image imported
+    finally:
+        subprocess.run(["bash", "-c", script + 'stop_private_dockerd "$DOCKERD_DIR"'], env=env, check=False, timeout=300)
+
+
+def test_explore_searches_a_workload_that_restarts_dockerd_and_finds_the_restore_lookups_that_leak_the_mount(
+    restartable_by_script: tuple[PrivateDockerd, dict[str, str]], tmp_path: Path,
+) -> None:
+    daemon, env = restartable_by_script
+    name = f"cv-exlr-{secrets.token_hex(3)}"  # this daemon dies with the test: no other one waits on the name
+    workload = tmp_path / "workload.sh"
+    workload.write_text(
+        f""". "{REPO}/scripts/dockerd.sh"
+docker={daemon.cli}
+c=lr-$CHAOSVOL_EXPLORE_RUN
+$docker volume create -d "$CHAOSVOL_DRIVER" --label team=a lrv >/dev/null || exit 0
+$docker run -d --name $c -v lrv:/data {IMAGE} sleep 600 >/dev/null || exit 0
+restart_private_dockerd "$DOCKERD_DIR" || exit 3  # live-restore: the container keeps running
+[ "$($docker inspect -f '{{{{.State.Status}}}}' $c)" = running ] || {{ echo "the container did not survive the restart"; exit 4; }}
+$docker stop -t 1 $c >/dev/null && $docker rm $c >/dev/null || exit 5
+$docker volume rm lrv >/dev/null || exit 1
+"""
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaosvol", "explore", "--name", name, "--ops", "Get", "--actions", ERROR,
+         "--work", str(tmp_path / "work"), "-o", str(tmp_path / "out"), "--", "bash", str(workload)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    code, _, stderr = finished(process)
+    assert code == 1, stderr
+    summary, runs = summary_of(tmp_path)
+    baseline = runs["(no fault)"]
+    assert not baseline["broke"] and baseline["counts"]["Activate"] == 2  # dockerd restarted and activated the plugin again
+    assert all(failure["verified"] for failure in summary["failures"]), summary["failures"]
+
+    # The Gets dockerd sends while it restores (after its second Activate, before the Unmount at `docker stop`).
+    calls = run_calls(tmp_path / "work" / "events.jsonl", baseline["n"])
+    second_activate = [i for i, (op, _) in enumerate(calls) if op == "Activate"][1]
+    unmount = next(i for i, (op, _) in enumerate(calls) if op == "Unmount")
+    gets_before = sum(1 for op, _ in calls[:second_activate] if op == "Get")
+    restore = [f"Get#{gets_before + i} {ERROR}" for i in range(1, sum(1 for op, _ in calls[second_activate:unmount] if op == "Get") + 1)]
+    assert len(restore) >= 3, calls
+    # Failing the first alone is harmless (dockerd asks again); failing any later one: no Unmount
+    # at `docker stop`, `volume rm` fails busy, the mount leaked. One minimal failure: the earliest.
+    assert not runs[restore[0]]["broke"]
+    for fault in restore[1:]:
+        assert runs[fault]["exit_status"] == 1 and sorted(f.split()[0] for f in runs[fault]["findings"]) == ["leaked-mount", "metadata-lost"]
+    leaking = [f for f in summary["failures"] if f["faults"] in restore]
+    assert [f["faults"] for f in leaking] == [restore[1]], summary["failures"]
+
+    # The profile written reproduces it on a plain serve: the workload's `volume rm` fails.
+    proxy = start_chaosvol(name, tmp_path / "rerun", str(tmp_path / "out" / leaking[0]["file"]), tmp_path / "events.jsonl")
+    try:
+        again = subprocess.run(["bash", str(workload)], env=env | {"CHAOSVOL_DRIVER": name, "CHAOSVOL_EXPLORE_RUN": "again"},
+                               capture_output=True, text=True, timeout=600, check=False)
+        assert again.returncode == 1, again.stdout + again.stderr
+    finally:
+        daemon.docker("rm", "-f", "lr-again", check=False)
+        daemon.docker("volume", "rm", "-f", "lrv", check=False)
+        proxy.stop()
