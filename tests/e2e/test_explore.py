@@ -262,3 +262,21 @@ $docker volume rm lrv >/dev/null || exit 1
         daemon.docker("rm", "-f", "lr-again", check=False)
         daemon.docker("volume", "rm", "-f", "lrv", check=False)
         proxy.stop()
+
+
+def test_a_workload_the_audit_finds_inconsistent_with_no_fault_of_explores_own_exits_2(scenario: Any, tmp_path: Path) -> None:
+    # The base profile (in force in every run, the baseline too) fails every Unmount: the workload
+    # exits 0, but the audit finds the leaked mount, so there is nothing to explore.
+    name = scenario.hand_over()
+    volume = scenario.volume("exp4")
+    base = tmp_path / "base.yaml"
+    base.write_text("version: 1\nrules:\n  - match: {op: Unmount}\n    action: {error: {when: before}}\n")
+    workload = tmp_path / "workload.sh"
+    workload.write_text(
+        f"""docker={scenario.dockerd.cli}
+$docker volume create -d "$CHAOSVOL_DRIVER" {volume} >/dev/null && $docker run --rm -v {volume}:/data {IMAGE} true
+"""
+    )
+    code, _, stderr = finished(explore(scenario, tmp_path, name, workload, "--profile", str(base), "--ops", "Remove"))
+    assert code == 2, stderr
+    assert f"with the base profile alone the workload fails: exit 0, audit leaked-mount {volume}" in stderr, stderr

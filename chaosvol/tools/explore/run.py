@@ -132,11 +132,13 @@ class Explore:
         events = EventLog.open(str(self.work / "events.jsonl"))
         async with self.spec.bench.proxy(parse_profile(json.dumps(self.profile_text(())), "base"), events) as state:
             if self.runs:  # resuming: what the interrupted run left must not change the next run's calls
+                self.progress("cleaning what the interrupted run left")
                 state.pause()
                 await self.spec.bench.clean_up(state, sorted({name for run in self.runs.values() for name in run.volumes}))
             baseline = await self.one(state, ())
             if baseline.broke:
-                raise BaselineFailed(f"with no fault the workload fails: {baseline.verdict()} (output: {baseline.output})")
+                alone = "with the base profile alone" if self.spec.base_rules else "with no fault"
+                raise BaselineFailed(f"{alone} the workload fails: {baseline.verdict()} (output: {baseline.output})")
             self.choose_actions(baseline.counts)
             singles = depth1({op: n for op, n in baseline.counts.items() if op in self.actions}, self.actions)
             plan: list[Experiment] = list(singles)
