@@ -67,19 +67,23 @@ def rerun(scenario: Any, name: str, profile: Path, workload: Path) -> subprocess
                           capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_explore_finds_the_dropped_remove_and_its_profile_reproduces_it(scenario: Any, tmp_path: Path) -> None:
+def prepare(scenario: Any, tmp_path: Path, prefix: str, script: str) -> tuple[str, str, Path]:
+    """The session's plugin name, handed over to explore; a new volume name; the workload: `script`
+    after `docker=` the daemon's client, with {volume} and {image} filled in."""
     name = scenario.hand_over()
-    volume = scenario.volume("exp")
+    volume = scenario.volume(prefix)
     workload = tmp_path / "workload.sh"
-    workload.write_text(
-        f"""docker={scenario.dockerd.cli}
-$docker volume create -d "$CHAOSVOL_DRIVER" {volume} >/dev/null || exit 0
+    workload.write_text(f"docker={scenario.dockerd.cli}\n" + script.format(volume=volume, image=IMAGE))
+    return name, volume, workload
+
+
+def test_explore_finds_the_dropped_remove_and_its_profile_reproduces_it(scenario: Any, tmp_path: Path) -> None:
+    name, _, workload = prepare(scenario, tmp_path, "exp", """$docker volume create -d "$CHAOSVOL_DRIVER" {volume} >/dev/null || exit 0
 if $docker volume rm {volume} >/dev/null; then  # removed, says dockerd: it must be gone
     $docker volume ls -q | grep -qx {volume} && exit 1
 fi
 exit 0
-"""
-    )
+""")
     code, _, stderr = finished(explore(scenario, tmp_path, name, workload, "--no-audit", "--ops", "Remove"))
     assert code == 1, stderr
     summary, _ = summary_of(tmp_path)
@@ -94,21 +98,15 @@ exit 0
 
 @on_each_dockerd()
 def test_depth_two_finds_a_failed_lookup_in_volume_rm_that_breaks_it_only_with_a_dropped_remove(scenario: Any, tmp_path: Path) -> None:
-    name = scenario.hand_over()
-    volume = scenario.volume("exp2")
-    workload = tmp_path / "workload.sh"
-    workload.write_text(
-        f"""docker={scenario.dockerd.cli}
-$docker volume create -d "$CHAOSVOL_DRIVER" --label team=a {volume} >/dev/null || exit 0
-$docker run --rm -v {volume}:/data {IMAGE} sh -c 'echo x > /data/f' >/dev/null 2>&1
+    name, volume, workload = prepare(scenario, tmp_path, "exp2", """$docker volume create -d "$CHAOSVOL_DRIVER" --label team=a {volume} >/dev/null || exit 0
+$docker run --rm -v {volume}:/data {image} sh -c 'echo x > /data/f' >/dev/null 2>&1
 for attempt in 1 2; do  # one retry: a remove that did not take is tried again
     $docker volume rm {volume} >/dev/null 2>&1
     $docker volume ls -q | grep -qx {volume} || exit 0
     echo "{volume} still listed after volume rm $attempt"
 done
 exit 1
-"""
-    )
+""")
     code, _, stderr = finished(explore(scenario, tmp_path, name, workload, "--ops", "Get,Remove", "--actions", f"drop;{ERROR}", "--depth", "2"))
     assert code == 1, stderr
     summary, runs = summary_of(tmp_path)
@@ -148,17 +146,11 @@ def run_calls(events: Path, n: int) -> list[tuple[str, str | None]]:
 
 @on_each_dockerd()
 def test_the_audit_breaks_a_run_that_exits_0_with_a_leaked_mount_and_an_interrupted_exploration_resumes(scenario: Any, tmp_path: Path) -> None:
-    name = scenario.hand_over()
-    volume = scenario.volume("exp3")
-    workload = tmp_path / "workload.sh"
     slept = tmp_path / "slept"
-    workload.write_text(
-        f"""docker={scenario.dockerd.cli}
-$docker volume create -d "$CHAOSVOL_DRIVER" {volume} >/dev/null || exit 0
+    name, volume, workload = prepare(scenario, tmp_path, "exp3", f"""$docker volume create -d "$CHAOSVOL_DRIVER" {{volume}} >/dev/null || exit 0
 if [ "$CHAOSVOL_EXPLORE_RUN" = 2 ] && [ ! -e {slept} ]; then touch {slept}; exec sleep 120; fi  # where the test interrupts
-$docker run --rm -v {volume}:/data {IMAGE} true
-"""
-    )
+$docker run --rm -v {{volume}}:/data {{image}} true
+""")
     options = ("--ops", "Unmount", "--actions", f"{ERROR};{{error: {{when: after}}}}")
     first = explore(scenario, tmp_path, name, workload, *options)
     deadline = time.monotonic() + 300
@@ -267,16 +259,10 @@ $docker volume rm lrv >/dev/null || exit 1
 def test_a_workload_the_audit_finds_inconsistent_with_no_fault_of_explores_own_exits_2(scenario: Any, tmp_path: Path) -> None:
     # The base profile (in force in every run, the baseline too) fails every Unmount: the workload
     # exits 0, but the audit finds the leaked mount, so there is nothing to explore.
-    name = scenario.hand_over()
-    volume = scenario.volume("exp4")
     base = tmp_path / "base.yaml"
     base.write_text("version: 1\nrules:\n  - match: {op: Unmount}\n    action: {error: {when: before}}\n")
-    workload = tmp_path / "workload.sh"
-    workload.write_text(
-        f"""docker={scenario.dockerd.cli}
-$docker volume create -d "$CHAOSVOL_DRIVER" {volume} >/dev/null && $docker run --rm -v {volume}:/data {IMAGE} true
-"""
-    )
+    name, volume, workload = prepare(scenario, tmp_path, "exp4", """$docker volume create -d "$CHAOSVOL_DRIVER" {volume} >/dev/null && $docker run --rm -v {volume}:/data {image} true
+""")
     code, _, stderr = finished(explore(scenario, tmp_path, name, workload, "--profile", str(base), "--ops", "Remove"))
     assert code == 2, stderr
     assert f"with the base profile alone the workload fails: exit 0, audit leaked-mount {volume}" in stderr, stderr
