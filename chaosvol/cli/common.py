@@ -6,6 +6,7 @@ import argparse
 import inspect
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Any, Final
@@ -32,6 +33,27 @@ def socket_arguments(parser: argparse.ArgumentParser, *, default_name: str) -> N
         "--name", default=default_name, help=f"driver name for `docker volume create -d NAME`; socket /run/docker/plugins/NAME.sock (default: {default_name})"
     )
     where.add_argument("--socket", metavar="PATH", help="listen on this socket path instead")
+
+
+def daemon_arguments(parser: argparse.ArgumentParser, *, what: str) -> None:
+    """--docker-host URL or --podman [COMMAND]: the daemon to `what` (audit, clean, ...)."""
+    daemon = parser.add_mutually_exclusive_group()
+    daemon.add_argument("--docker-host", metavar="URL", help=f"dockerd to {what} (default: DOCKER_HOST, then the default socket)")
+    daemon.add_argument(
+        "--podman", nargs="?", const="podman", metavar="COMMAND",
+        help=f"the daemon is Podman: {what} it instead of dockerd; COMMAND runs podman with any global options "
+        "(default: podman; e.g. 'podman --root /x --runroot /y')",
+    )
+
+
+def podman_command(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """--podman's command, split as a shell would; None without --podman."""
+    if args.podman is None:
+        return None
+    words = tuple(shlex.split(args.podman))
+    if not words:
+        raise UsageError("--podman: the command is empty (give podman, or podman with its global options)")
+    return words
 
 
 def log_level_argument(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,17 @@ from typing import Any, Final
 import trio
 import yaml
 
-from chaosvol.cli.common import EXIT_FOUND, EXIT_OK, EXIT_USAGE, command, duration, socket_arguments, socket_path_of
+from chaosvol.cli.common import (
+    EXIT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    command,
+    daemon_arguments,
+    duration,
+    podman_command,
+    socket_arguments,
+    socket_path_of,
+)
 from chaosvol.core.errors import UsageError
 from chaosvol.core.profile import load_profile, resolve_profile
 from chaosvol.proxy.unix import check_socket_path
@@ -45,7 +55,7 @@ def add_parsers(commands: Any) -> None:
     parser.add_argument("--profile", metavar="BASE", help="a base profile in force in every run, the baseline included")
     socket_arguments(parser, default_name="chaosvol")
     parser.add_argument("--backend", metavar="SPEC", help="the backend, shared by every run (default: a fresh built-in backend per run)")
-    parser.add_argument("--docker-host", metavar="URL", help="dockerd to audit and clean (default: DOCKER_HOST, then the default socket)")
+    daemon_arguments(parser, what="audit and clean")
     parser.add_argument("--work", metavar="DIR", help="the runs' state, logs and backends (default: a new directory in /tmp); "
                         "an exploration started again with the same --work resumes")
     parser.add_argument("--timeout", type=duration, default=600.0, metavar="DURATION", help="kill a run after this long (default 10m)")
@@ -80,7 +90,7 @@ def run_explore(args: argparse.Namespace) -> int:
     check_socket_path(socket_path)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="chaosvol-explore-"))
     bench = Workbench(args.name if not args.socket else Path(args.socket).stem, socket_path, workload, work, args.backend,
-                      args.docker_host, not args.no_audit, args.timeout)
+                      args.docker_host, not args.no_audit, args.timeout, podman_command(args))
     spec = ExploreSpec(bench, Path(args.out), base_rules, ops, actions, args.depth, runs, seconds, args.seed)
 
     def progress(line: str) -> None:

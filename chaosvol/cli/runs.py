@@ -6,12 +6,11 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import sys
 from typing import Any
 
 from chaosvol.backends.spec import DEFAULT_BACKEND
-from chaosvol.cli.common import EXIT_FOUND, EXIT_OK, command
+from chaosvol.cli.common import EXIT_FOUND, EXIT_OK, command, daemon_arguments, podman_command
 from chaosvol.core.errors import UsageError
 from chaosvol.core.events import EventLogContents, EventLogError, parse_event_log
 from chaosvol.core.profile import load_profile, parse_profile
@@ -27,16 +26,11 @@ log = logging.getLogger("chaosvol")
 
 def add_parsers(commands: Any) -> None:
     audit = command(commands, run_audit)
-    audit.add_argument("--docker-host", metavar="URL", help="dockerd to ask (default: DOCKER_HOST, then the default socket)")
+    daemon_arguments(audit, what="ask")
     audit.add_argument("--driver", default="chaosvol", help="the driver name dockerd knows the volumes by (default: chaosvol)")
     audit.add_argument("--backend", default=DEFAULT_BACKEND, metavar="SPEC", help=f"the backend, asked directly, never through faults (default: {DEFAULT_BACKEND})")
     audit.add_argument("--events", metavar="FILE", help="the proxy's event log: what dockerd was told (created, removed, mounted)")
     audit.add_argument("--json", action="store_true", help="print a JSON list of findings")
-    audit.add_argument(
-        "--podman", nargs="?", const="podman", metavar="COMMAND",
-        help="audit Podman's view instead of dockerd's; COMMAND runs podman with any global options "
-        "(default: podman; e.g. 'podman --root /x --runroot /y')",
-    )
 
     report = command(commands, run_report)
     report.add_argument("events", metavar="EVENTS", help="an event log written by chaosvol serve --events")
@@ -57,12 +51,9 @@ def run_audit(args: argparse.Namespace) -> int:
     believes. Exit 0: consistent; 1: inconsistencies found; 2: could not audit. Changes nothing.
     """
 
-    podman = args.podman is not None
-    log = LogView.from_records(_read_events(args.events).events, podman=podman) if args.events else None
-    if podman:
-        daemon = podman_view(shlex.split(args.podman))
-    else:
-        daemon = daemon_view(args.docker_host)
+    podman = podman_command(args)
+    log = LogView.from_records(_read_events(args.events).events, podman=podman is not None) if args.events else None
+    daemon = podman_view(podman) if podman is not None else daemon_view(args.docker_host)
     backend = backend_view(args.backend)
     findings = audit(args.driver, daemon, backend, log)
     if args.json:

@@ -14,17 +14,18 @@ import trio
 
 from chaosvol.cli.common import (
     command,
+    daemon_arguments,
     driver_name_of,
     duration,
     first_chaosvol_error,
+    podman_command,
     socket_arguments,
     socket_path_of,
 )
 from chaosvol.core.errors import UsageError
 from chaosvol.core.profile import PASSTHROUGH, load_profile
 from chaosvol.proxy.unix import check_socket_path
-from chaosvol.tools.daemon import daemon_view
-from chaosvol.tools.sweep import Sweep, SweepSpec, check_operation, print_report, sweep_profile
+from chaosvol.tools.sweep import Dockerd, PodmanDaemon, Sweep, SweepSpec, check_operation, print_report, sweep_profile
 
 log = logging.getLogger("chaosvol")
 
@@ -51,8 +52,8 @@ def add_parsers(commands: Any) -> None:
     sweep.add_argument("--profile", metavar="FILE", help="a base profile in force in every run, the baseline included")
     socket_arguments(sweep, default_name="chaosvol")
     sweep.add_argument("--backend", metavar="SPEC", help="the backend, shared by every run (default: a fresh built-in backend per run)")
-    sweep.add_argument("--docker-host", metavar="URL", help="dockerd to audit and clean (default: DOCKER_HOST, then the default socket)")
-    sweep.add_argument("--no-audit", action="store_true", help="no dockerd: judge runs by exit status only, clean the backend only")
+    daemon_arguments(sweep, what="audit and clean")
+    sweep.add_argument("--no-audit", action="store_true", help="no daemon: judge runs by exit status only, clean the backend only")
     sweep.add_argument("--timeout", type=duration, default=600.0, metavar="DURATION", help="kill a run after this long (default 10m)")
     sweep.add_argument("--max-runs", type=int, metavar="N", help="stop after N faulty runs")
     sweep.add_argument("--work", metavar="DIR", help="where the event log, each run's output and backends go (default: a new directory in /tmp)")
@@ -84,10 +85,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         audit=not args.no_audit,
         timeout=args.timeout,
         max_runs=args.max_runs,
+        podman=podman_command(args),
     )
     sweep_profile(spec, None)  # a bad --op/--action is refused before anything starts
-    if spec.audit:  # fail now, not after the baseline, when dockerd is not there
-        daemon_view(spec.docker_host)
+    if spec.audit:  # fail now, not after the baseline, when the daemon is not there
+        (PodmanDaemon(spec.podman) if spec.podman is not None else Dockerd(spec.docker_host)).view()
     check_socket_path(spec.socket_path)  # a live proxy on that socket: said now, before any run
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="chaosvol-sweep-"))
     try:

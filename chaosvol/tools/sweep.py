@@ -27,13 +27,14 @@ import dataclasses
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import trio
@@ -52,7 +53,7 @@ from chaosvol.proxy.eventlog import EventLog
 from chaosvol.proxy.server import PluginServer
 from chaosvol.proxy.settings import ServeSettings
 from chaosvol.proxy.state import ProxyState
-from chaosvol.tools.audit import Finding, LogView, audit
+from chaosvol.tools.audit import DaemonView, Finding, LogView, audit
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class SweepSpec:
     timeout: float = 600.0
     work: Path = Path("/tmp")
     max_runs: int | None = None
+    podman: tuple[str, ...] | None = None  # the daemon is Podman, run by this command
 
 
 @dataclass(slots=True)
@@ -137,6 +139,12 @@ class Workbench:
     docker_host: str | None = None
     audit: bool = True
     timeout: float = 600.0
+    podman: tuple[str, ...] | None = None  # the daemon is Podman, run by this command (with its global options)
+
+    @property
+    def daemon(self) -> Daemon:
+        """The daemon the runs are audited against and cleaned in."""
+        return PodmanDaemon(self.podman) if self.podman is not None else Dockerd(self.docker_host)
 
     def backend_for(self, label: str) -> tuple[Backend, str]:
         if self.backend is not None:
@@ -191,21 +199,22 @@ class Workbench:
         return records, findings, await self.clean_up(state, sorted({r.volume for r in records if r.volume}))
 
     async def audit_run(self, backend_spec: str, records: list[CallEvent]) -> list[Finding]:
-        from chaosvol.tools.daemon import daemon_view
         from chaosvol.tools.inventory import backend_view
 
-        daemon = await trio.to_thread.run_sync(daemon_view, self.docker_host)
+        daemon = self.daemon
+        view = await trio.to_thread.run_sync(daemon.view)
         backend = await trio.to_thread.run_sync(backend_view, backend_spec)
-        return audit(self.name, daemon, backend, LogView.from_records(records))
+        return audit(self.name, view, backend, LogView.from_records(records, podman=daemon.podman))
 
     async def clean_up(self, state: ProxyState, names: Sequence[str] = ()) -> list[str]:
         """Remove what the run left: containers on the driver's volumes, the volumes, what the
         backend still holds, then what dockerd still keeps under `names` (the volumes the run's
         calls named). Returns what could not be removed."""
         problems: list[str] = []
-        cleans_docker = self.audit or self.docker_host is not None  # a dockerd to clean: audited, or named
-        if cleans_docker:
-            problems += await trio.to_thread.run_sync(_clean_docker, self.docker_host, self.name)
+        cleans_daemon = self.audit or self.docker_host is not None or self.podman is not None  # a daemon to clean: audited, or named
+        daemon = self.daemon
+        if cleans_daemon:
+            problems += await trio.to_thread.run_sync(daemon.clean, self.name)
         listed = await _backend_call(state.backend, PluginCall.build(Operation.LIST))
         value = listed.decoded() if listed is not None else None
         for entry in (value or {}).get("Volumes") or [] if isinstance(value, dict) else []:
@@ -214,8 +223,8 @@ class Workbench:
                 reply = await _backend_call(state.backend, PluginCall.build(Operation.REMOVE, name))
                 if reply is None or reply.is_error:
                     problems.append(f"backend volume {name}: {reply.err if reply is not None else 'no answer'}")
-        if cleans_docker and names:
-            await trio.to_thread.run_sync(_forget_in_docker, self.docker_host, names)
+        if cleans_daemon and names:
+            await trio.to_thread.run_sync(daemon.forget, names)
         return problems
 
 
@@ -226,7 +235,7 @@ class Sweep:
         self.events_path = spec.work / "events.jsonl"
         self.results: list[RunResult] = []
         self.bench = Workbench(spec.name, spec.socket_path, spec.command, spec.work, spec.backend, spec.docker_host,
-                               spec.audit, spec.timeout)
+                               spec.audit, spec.timeout, spec.podman)
 
     async def run(self) -> list[RunResult]:
         spec = self.spec
@@ -267,19 +276,76 @@ async def _backend_call(backend: Backend, call: PluginCall) -> Any:
     return None
 
 
-def _clean_docker(docker_host: str | None, driver: str) -> list[str]:
-    """Remove the driver's volumes from dockerd (and the containers that use them)."""
-    with _docker_client(docker_host) as client:
-        names = [v["Name"] for v in client.api.volumes().get("Volumes") or [] if v.get("Driver") == driver]
-        return _remove_volumes(client, names)
+class Daemon(Protocol):
+    """The daemon a workload's runs go through: its view for the audit, and its clean-up."""
+
+    @property
+    def podman(self) -> bool: ...
+
+    def view(self) -> DaemonView: ...
+
+    def clean(self, driver: str) -> list[str]:
+        """Remove the driver's volumes (and the containers that use them); what could not be."""
+        ...
+
+    def forget(self, names: Sequence[str]) -> None:
+        """Force `names` out of the daemon once the backend no longer has them: a forced removal
+        looks each name up, finds nothing and drops what the daemon kept (a stale entry, a
+        shadowing `local` volume, a Podman phantom). Nothing to report: a name the daemon does
+        not know is the normal case."""
+        ...
 
 
-def _forget_in_docker(docker_host: str | None, names: Sequence[str]) -> None:
-    """Force `names` out of dockerd once the backend no longer has them: `rm -f` looks each name
-    up, finds nothing and purges what dockerd kept (a stale entry, a shadowing `local` volume).
-    Nothing to report: a name dockerd does not know is the normal case."""
-    with _docker_client(docker_host) as client:
-        _remove_volumes(client, names)
+@dataclass(frozen=True, slots=True)
+class Dockerd:
+    host: str | None  # None: DOCKER_HOST, then the default socket
+
+    @property
+    def podman(self) -> bool:
+        return False
+
+    def view(self) -> DaemonView:
+        from chaosvol.tools.daemon import daemon_view
+
+        return daemon_view(self.host)
+
+    def clean(self, driver: str) -> list[str]:
+        with _docker_client(self.host) as client:
+            names = [v["Name"] for v in client.api.volumes().get("Volumes") or [] if v.get("Driver") == driver]
+            return _remove_volumes(client, names)
+
+    def forget(self, names: Sequence[str]) -> None:
+        with _docker_client(self.host) as client:
+            _remove_volumes(client, names)
+
+
+@dataclass(frozen=True, slots=True)
+class PodmanDaemon:
+    command: tuple[str, ...]  # podman with its global options
+
+    @property
+    def podman(self) -> bool:
+        return True
+
+    def view(self) -> DaemonView:
+        from chaosvol.tools.podman import podman_view
+
+        return podman_view(self.command)
+
+    def clean(self, driver: str) -> list[str]:
+        # Listing Podman's volumes asks the plugin for each (and fails whole on one failed Get):
+        # the names the run's calls named, given to forget(), are the volumes it can hold.
+        return []
+
+    def forget(self, names: Sequence[str]) -> None:
+        for name in names:
+            containers = self._podman("ps", "-aq", "--filter", f"volume={name}").stdout.split()
+            if containers:
+                self._podman("rm", "-f", *containers)
+            self._podman("volume", "rm", "-f", name)  # silent, exit 0, for a name Podman does not have
+
+    def _podman(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.command, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 @contextmanager

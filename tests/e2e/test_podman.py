@@ -192,3 +192,52 @@ def test_an_unmount_error_is_silent_and_leaves_podman_s_mount_count_stuck(scenar
     second = scenario.run("run", "--rm", "-v", f"{v}:/data", IMAGE, "true")
     assert second.returncode == 0
     assert len(scenario.events("Mount")) == 1  # count 1 -> 2 -> 1: Podman sends neither Mount nor Unmount again
+
+
+def test_explore_on_podman_finds_the_removes_that_leave_an_orphan_or_a_phantom(podman: PrivatePodman, tmp_path: Path) -> None:
+    # A workload that always exits 0: only the audit (`--podman`) can say what broke. Podman forgets
+    # a volume whose Remove it was told succeeded (a dropped one: an orphan in the backend), and
+    # keeps one whose Remove acted and then failed (a phantom); a Remove that failed before acting
+    # leaves both sides agreeing (podman-behaviour.md §4).
+    directory = Path(tempfile.mkdtemp(prefix="cvpx", dir="/tmp"))
+    name = f"cvpx-{secrets.token_hex(3)}"
+    socket = directory / f"{name}.sock"
+    podman.register(name, str(socket))
+    volume = f"px-{secrets.token_hex(3)}"
+    workload = tmp_path / "workload.sh"
+    workload.write_text(
+        f"""P="{shlex.join(podman.command())}"
+$P volume create --driver "$CHAOSVOL_DRIVER" --label team=a {volume} >/dev/null || exit 0
+$P volume rm {volume} >/dev/null 2>&1
+exit 0
+"""
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "chaosvol", "explore", "--socket", str(socket), "--podman", shlex.join(podman.command()),
+             "--ops", "Remove", "--work", str(tmp_path / "work"), "-o", str(tmp_path / "out"), "--", "bash", str(workload)],
+            capture_output=True, text=True, timeout=900, env=podman.environment(), check=False,
+        )
+        print(result.stdout, result.stderr)
+        assert result.returncode == 1, result.stderr
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+        verdicts = {run["faults"]: run["findings"] for run in summary["runs"]}
+        assert verdicts == {
+            "(no fault)": [],
+            "Remove#1 drop": [f"unknown-to-daemon {volume}"],
+            "Remove#1 {error: {when: before}}": [],
+            "Remove#1 {error: {when: after}}": [f"stale-in-daemon {volume}"],
+            "Remove#1 {reset: {when: before}}": [],
+            "Remove#1 {reset: {when: after}}": [f"stale-in-daemon {volume}"],
+        }, verdicts
+        assert all(run["exit_status"] == 0 for run in summary["runs"])
+        failures = [(f["faults"], f["verified"], f["found_by"]) for f in summary["failures"]]
+        assert failures == [
+            ("Remove#1 drop", True, ["Remove#1 drop"]),
+            # the reset after acting breaks it the same way as the error after acting: one failure, the simpler
+            ("Remove#1 {error: {when: after}}", True, ["Remove#1 {error: {when: after}}", "Remove#1 {reset: {when: after}}"]),
+        ], failures
+        assert podman.podman("volume", "ls", "-q").stdout.split() == []  # the clean-up left nothing of the runs
+    finally:
+        podman.podman("volume", "rm", "-f", volume, check=False)
+        subprocess.run(["rm", "-rf", str(directory)], check=False)
