@@ -65,9 +65,10 @@ def test_explore_finds_the_dropped_remove_and_only_it_shrunk_to_one_rule(short_t
     assert [f["faults"] for f in summary["failures"]] == ["Remove#1 drop"] and summary["failures"][0]["verified"]
     written = (tmp / "out" / "failure-1.yaml").read_text()
     assert written.startswith("# chaosvol explore: a minimal profile") and "# faults: Remove#1 drop" in written
+    assert re.search(r"^# calls hit: Remove v\d+$", written, re.MULTILINE), written  # the volume the dropped Remove was for
     check = subprocess.run([*CHAOSVOL, "check", str(tmp / "out" / "failure-1.yaml")], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr
-    assert "Remove     drop" in result.stdout.replace("  ", " ") or "drop" in result.stdout
+    assert re.search(r"^Remove +drop +1 +1 +exit 1$", result.stdout, re.MULTILINE), result.stdout  # the table
     dom, console = load(tmp / "out" / "report.html")  # the matrix, as headless chromium shows it
     assert "Uncaught" not in console, console
     assert dom.count('class="broke"') >= 1 and 'data-op="Remove" data-action="drop"' in dom
@@ -156,3 +157,40 @@ def test_depth_two_finds_faults_that_break_it_only_together_and_shrinks_each_to_
         "Create#1 {error: {when: before}} + Remove#1 {error: {when: before}}",
     ]
     assert all(f["verified"] for f in summary["failures"])
+
+
+def test_the_budget_bounds_the_shrinking_too_and_says_what_was_left_untried(short_tmp: str) -> None:
+    tmp = Path(short_tmp)
+    (tmp / "both.py").write_text(BOTH)
+    sock = tmp / "p.sock"
+
+    def explore_both(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CHAOSVOL, "explore", "--socket", str(sock), "--no-audit", "--ops", "Create,Remove", "--depth", "2", "--seed", "1",
+             "--actions", "drop; {error: {when: before}}", "--work", str(tmp / "work"), "-o", str(tmp / "out"), *extra,
+             "--", sys.executable, str(tmp / "both.py")],
+            capture_output=True, text=True, timeout=600, check=False, env={"SOCK": str(sock), "PATH": "/usr/bin:/bin"},
+        )
+
+    # 6 single faults, then the first pair of seed 1, which breaks it: nothing left to shrink it with.
+    first = explore_both("--budget", "7")
+    assert first.returncode == 1, first.stderr
+    assert len((tmp / "work" / "runs.jsonl").read_text().splitlines()) == 1 + 7
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    assert [(f["faults"], f["shrunk"], f["verified"]) for f in summary["failures"]] == [
+        ("Create#1 {error: {when: before}} + Create#2 {error: {when: before}}", False, None),
+    ]
+    assert summary["budget_exhausted"]
+    written = (tmp / "out" / "failure-1.yaml").read_text()
+    assert "the smallest among the runs made: the budget was spent" in written and "not run again to confirm it" in written
+
+    # Taken up again without a budget: shrunk and confirmed as an unbounded exploration would be.
+    (tmp / "out" / "failure-7.yaml").write_text("# an earlier exploration's\n")
+    second = explore_both()
+    assert second.returncode == 1, second.stderr
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    assert sorted((f["faults"], f["shrunk"], f["verified"]) for f in summary["failures"]) == [
+        ("Create#1 {error: {when: before}} + Create#2 drop", True, True),
+        ("Create#1 {error: {when: before}} + Remove#1 {error: {when: before}}", True, True),
+    ]
+    assert sorted(p.name for p in (tmp / "out").glob("failure-*.yaml")) == ["failure-1.yaml", "failure-2.yaml"]

@@ -14,7 +14,7 @@ import html
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +41,7 @@ from chaosvol.tools.explore.space import (
 from chaosvol.tools.sweep import Workbench
 
 BASELINE: Final = "[]"  # the key of the experiment with no fault
+UNRUN: Final = object()  # the outcome of a candidate the budget cannot pay for
 
 
 class BaselineFailed(Exception):
@@ -72,6 +73,7 @@ class Run:
     output: str
     counts: dict[str, int] = field(default_factory=dict)  # calls per operation in the run
     volumes: list[str] = field(default_factory=list)  # the names the run's calls named
+    hits: list[str] = field(default_factory=list)  # for each fault, the call it hit ("Get v1"), or "(did not fire)"
 
     @property
     def broke(self) -> bool:
@@ -92,9 +94,21 @@ class Run:
 class Failure:
     minimal: Experiment
     run: Run
-    verified: bool
+    verified: bool | None  # None: not run again, the budget was spent
     found_by: list[str]
     file: str = ""
+    shrunk: bool = True  # False: smaller experiments were left untried, the budget was spent
+
+    def note(self) -> str:
+        """What to keep in mind about this failure, in brackets ("" when nothing)."""
+        remarks = []
+        if not self.shrunk:
+            remarks.append("the smallest among the runs made: the budget was spent before every smaller experiment was tried")
+        if self.verified is None:
+            remarks.append("not run again to confirm it: the budget was spent")
+        elif not self.verified:
+            remarks.append("did not break the same way again when verified: flaky")
+        return f" ({'; '.join(remarks)})" if remarks else ""
 
 
 class Explore:
@@ -207,8 +221,10 @@ class Explore:
             if record.op:
                 counts[record.op] = counts.get(record.op, 0) + 1
         fired = sorted({r.rule for r in records if r.rule and r.rule.startswith(RULE_PREFIX)})
+        hit = {r.rule: f"{r.op} {r.volume}" if r.volume else r.op for r in records if r.rule and r.rule.startswith(RULE_PREFIX) and r.op}
+        hits = [hit.get(f"{RULE_PREFIX}{index}", "(did not fire)") for index in range(1, len(exp) + 1)]
         run = Run(n, key(exp), exit_status, [f"{f.kind} {f.volume}" for f in findings], fired, round(seconds, 3),
-                  round(time.monotonic() - judged, 3), str(output), counts, sorted({r.volume for r in records if r.volume}))
+                  round(time.monotonic() - judged, 3), str(output), counts, sorted({r.volume for r in records if r.volume}), hits)
         if not fresh:
             self.runs[run.key] = run
             with open(self.log_path, "a", encoding="utf-8") as handle:  # noqa: ASYNC230  one line, local
@@ -218,29 +234,38 @@ class Explore:
     async def shrink_failures(self, state: ProxyState) -> None:
         failing = [from_key(k) for k, run in self.runs.items() if k != BASELINE and run.broke]
         singles = sorted((from_key(k) for k in self.runs if k != BASELINE and len(from_key(k)) == 1), key=lambda e: (self._rank(e[0].action), e))
-        by_minimal: dict[Experiment, list[str]] = {}
-
-        async def outcome(exp: Experiment) -> tuple[int | None, tuple[str, ...]] | None:
-            return (await self.one(state, exp)).outcome
+        by_minimal: dict[Experiment, list[Experiment]] = {}
+        untried: set[Experiment] = set()  # failures whose shrinking passed over candidates it could not afford
 
         for exp in sorted(failing, key=lambda e: (len(e), e)):
+
+            async def outcome(candidate: Experiment, failing: Experiment = exp) -> Hashable:
+                if key(candidate) not in self.runs and not self._budget_left():
+                    untried.add(failing)
+                    self.budget_exhausted = True
+                    return UNRUN  # never the outcome shrinking looks for: the candidate is passed over
+                return (await self.one(state, candidate)).outcome
+
             minimal = await shrink(exp, outcome, self.actions, singles)
-            by_minimal.setdefault(minimal, []).append(describe(exp))
+            by_minimal.setdefault(minimal, []).append(exp)
+        for stale in self.spec.out.glob("failure-*.yaml"):  # an earlier exploration's, into the same OUT
+            stale.unlink()
         for number, (minimal, found_by) in enumerate(sorted(by_minimal.items()), 1):
-            again = await self.one(state, minimal, fresh=True)
             run = self.runs[key(minimal)]
-            failure = Failure(minimal, run, again.outcome == run.outcome, found_by, f"failure-{number}.yaml")
+            verified = (await self.one(state, minimal, fresh=True)).outcome == run.outcome if self._budget_left() else None
+            shrunk = not untried.intersection(found_by)
+            failure = Failure(minimal, run, verified, [describe(e) for e in found_by], f"failure-{number}.yaml", shrunk)
             self.failures.append(failure)
             self.write_failure(failure)
-            self.progress(f"failure {number}: {describe(minimal)}: {failure.run.verdict()}"
-                          + ("" if failure.verified else " (did not break the same way again when verified: flaky)"))
+            self.progress(f"failure {number}: {describe(minimal)}: {failure.run.verdict()}{failure.note()}")
 
     def write_failure(self, failure: Failure) -> None:
         command = " ".join(self.spec.bench.command)
         header = [
             f"chaosvol explore: a minimal profile that breaks the workload ({failure.file})",
             f"faults: {describe(failure.minimal)}",
-            f"broke: {failure.run.verdict()}" + ("" if failure.verified else " (did not break the same way again when verified: flaky)"),
+            f"calls hit: {', '.join(failure.run.hits)}",
+            f"broke: {failure.run.verdict()}{failure.note()}",
             f"found by: {', '.join(failure.found_by)}",
             f"rerun: chaosvol serve --name {self.spec.bench.name} --profile {failure.file}, then: {command}",
         ]
@@ -267,8 +292,8 @@ class Explore:
             "command": list(self.spec.bench.command),
             "baseline": asdict(baseline) if baseline else None,
             "runs": [asdict(run) | {"faults": describe(from_key(run.key)), "broke": run.broke} for run in self.runs.values()],
-            "failures": [{"file": f.file, "faults": describe(f.minimal), "verdict": f.run.verdict(), "verified": f.verified,
-                          "found_by": f.found_by} for f in self.failures],
+            "failures": [{"file": f.file, "faults": describe(f.minimal), "hits": f.run.hits, "verdict": f.run.verdict(),
+                          "verified": f.verified, "shrunk": f.shrunk, "found_by": f.found_by} for f in self.failures],
             "overhead_s": {"mean": round(sum(overheads) / len(overheads), 3) if overheads else 0.0,
                            "max": max(overheads, default=0.0)},
             "budget_exhausted": self.budget_exhausted,
@@ -284,8 +309,7 @@ class Explore:
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
         for failure in self.failures:
-            lines.append(f"{self.spec.out / failure.file}: {describe(failure.minimal)}: {failure.run.verdict()}"
-                         + ("" if failure.verified else " (flaky)"))
+            lines.append(f"{self.spec.out / failure.file}: {describe(failure.minimal)}: {failure.run.verdict()}{failure.note()}")
         return "\n".join(lines) + "\n"
 
     def report_html(self) -> str:
