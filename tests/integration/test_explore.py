@@ -73,6 +73,7 @@ def test_explore_finds_the_dropped_remove_and_only_it_shrunk_to_one_rule(short_t
     assert "Uncaught" not in console, console
     assert dom.count('class="broke"') >= 1 and 'data-op="Remove" data-action="drop"' in dom
     assert "run 3: Remove#1 drop: exit 1" in dom or re.search(r"run \d+: Remove#1 drop: exit 1", dom)
+    assert re.search(r"failure-1.yaml</b>: Remove#1 drop: exit 1<br>calls hit: Remove v\d+; found by: Remove#1 drop", dom), dom
     assert summary["overhead_s"]["mean"] < 1.0  # pause, clean-up (no audit here) between runs
 
 

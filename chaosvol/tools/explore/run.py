@@ -329,8 +329,11 @@ class Explore:
                 row.append(f"<td class='{cls}' data-op='{html.escape(op)}' data-action='{html.escape(action)}'>"
                            f"<details><summary>{len(runs)} run(s), {broke} broke</summary><ul>{items}</ul></details></td>")
             body.append("<tr>" + "".join(row) + "</tr>")
-        failures = "".join(f"<li>{html.escape(f.file)}: {html.escape(describe(f.minimal))}: {html.escape(f.run.verdict())}</li>"
-                           for f in self.failures)
+        failures = "".join(
+            f"<li><b>{html.escape(f.file)}</b>: {html.escape(describe(f.minimal))}: {html.escape(f.run.verdict())}{html.escape(f.note())}"
+            f"<br>calls hit: {html.escape(', '.join(f.run.hits))}; found by: {html.escape(', '.join(f.found_by))}</li>"
+            for f in self.failures
+        )
         return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>chaosvol explore</title><style>
 body {{ font-family: sans-serif; }} table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #999; padding: 4px; vertical-align: top; }}
