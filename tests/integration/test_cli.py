@@ -360,3 +360,14 @@ def test_replay_names_what_it_cannot_reproduce_and_exits_1(short_tmp: str) -> No
     assert run("check", f"{short_tmp}/r.yaml").returncode == 0  # the rest is written, and loads
     again = run("replay", str(events), "--profile", "slow-mounts", "-o", f"{short_tmp}/r2.yaml")
     assert again.returncode == 0, again.stderr
+
+
+def test_the_daemon_is_dockerd_or_podman_never_both_and_an_empty_podman_command_is_refused(tmp_path: Path) -> None:
+    workload = ("--", "true")
+    for command, tail in ((["audit"], ()), (["sweep", "--op", "Remove", "--action", "drop"], workload), (["explore", "-o", str(tmp_path / "out")], workload)):
+        both = run(*command, "--docker-host", "unix:///nowhere.sock", "--podman", "podman", *tail)
+        assert both.returncode == 2 and "not allowed with argument" in both.stderr, both.stderr
+        empty = run(*command, "--podman", "", *tail)
+        assert empty.returncode == 2, empty.stderr
+        assert empty.stderr.strip().endswith("--podman: the command is empty (give podman, or podman with its global options)"), empty.stderr
+        assert "Traceback" not in empty.stderr
