@@ -193,7 +193,8 @@ class Explore:
                 self.progress("budget spent: stopping here (the summary says what was not run)")
                 return
             run = await self.one(state, exp)
-            self.progress(f"[{index}/{total}] {describe(exp)}: {'BROKE ' + run.verdict() if run.broke else 'passed'}{self._eta(total - index)}")
+            verdict = f"BROKE {run.verdict()} (hit {', '.join(run.hits)})" if run.broke else "passed"
+            self.progress(f"[{index}/{total}] {describe(exp)}: {verdict}{self._eta(total - index)}")
 
     def _eta(self, remaining: int) -> str:
         made = [run.seconds + run.overhead for k, run in self.runs.items() if k != BASELINE]
