@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -88,9 +89,11 @@ def run_explore(args: argparse.Namespace) -> int:
         base_rules = tuple(written.get("rules") or ())
     socket_path = socket_path_of(args)
     check_socket_path(socket_path)
+    bench = Workbench(args.name if not args.socket else Path(args.socket).stem, socket_path, workload, Path(args.work or "."),
+                      args.backend, args.docker_host, not args.no_audit, args.timeout, podman_command(args))
+    bench.check_daemon()  # a daemon out of reach is said now, not after the baseline (and before a work directory is made)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="chaosvol-explore-"))
-    bench = Workbench(args.name if not args.socket else Path(args.socket).stem, socket_path, workload, work, args.backend,
-                      args.docker_host, not args.no_audit, args.timeout, podman_command(args))
+    bench = dataclasses.replace(bench, work=work)
     spec = ExploreSpec(bench, Path(args.out), base_rules, ops, actions, args.depth, runs, seconds, args.seed)
 
     def progress(line: str) -> None:

@@ -25,7 +25,7 @@ from chaosvol.cli.common import (
 from chaosvol.core.errors import UsageError
 from chaosvol.core.profile import PASSTHROUGH, load_profile
 from chaosvol.proxy.unix import check_socket_path
-from chaosvol.tools.sweep import Dockerd, PodmanDaemon, Sweep, SweepSpec, check_operation, print_report, sweep_profile
+from chaosvol.tools.sweep import Sweep, SweepSpec, check_operation, print_report, sweep_profile
 
 log = logging.getLogger("chaosvol")
 
@@ -88,8 +88,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         podman=podman_command(args),
     )
     sweep_profile(spec, None)  # a bad --op/--action is refused before anything starts
-    if spec.audit:  # fail now, not after the baseline, when the daemon is not there
-        (PodmanDaemon(spec.podman) if spec.podman is not None else Dockerd(spec.docker_host)).view()
+    spec.bench().check_daemon()  # fail now, not after the baseline, when the daemon is not there
     check_socket_path(spec.socket_path)  # a live proxy on that socket: said now, before any run
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="chaosvol-sweep-"))
     try:

@@ -78,6 +78,10 @@ class SweepSpec:
     max_runs: int | None = None
     podman: tuple[str, ...] | None = None  # the daemon is Podman, run by this command
 
+    def bench(self) -> Workbench:
+        return Workbench(self.name, self.socket_path, self.command, self.work, self.backend, self.docker_host, self.audit,
+                         self.timeout, self.podman)
+
 
 @dataclass(slots=True)
 class RunResult:
@@ -146,6 +150,17 @@ class Workbench:
         """The daemon the runs are audited against and cleaned in."""
         return PodmanDaemon(self.podman) if self.podman is not None else Dockerd(self.docker_host)
 
+    @property
+    def uses_daemon(self) -> bool:
+        """Whether runs are audited or cleaned in a daemon: audited, or one named."""
+        return self.audit or self.docker_host is not None or self.podman is not None
+
+    def check_daemon(self) -> None:
+        """Raises:
+            UsageError: the daemon the runs need cannot be reached (said before any run)."""
+        if self.uses_daemon:
+            self.daemon.view()
+
     def backend_for(self, label: str) -> tuple[Backend, str]:
         if self.backend is not None:
             return open_backend(self.backend, own_socket=self.socket_path), self.backend
@@ -211,9 +226,8 @@ class Workbench:
         backend still holds, then what dockerd still keeps under `names` (the volumes the run's
         calls named). Returns what could not be removed."""
         problems: list[str] = []
-        cleans_daemon = self.audit or self.docker_host is not None or self.podman is not None  # a daemon to clean: audited, or named
         daemon = self.daemon
-        if cleans_daemon:
+        if self.uses_daemon:
             problems += await trio.to_thread.run_sync(daemon.clean, self.name)
         listed = await _backend_call(state.backend, PluginCall.build(Operation.LIST))
         value = listed.decoded() if listed is not None else None
@@ -223,7 +237,7 @@ class Workbench:
                 reply = await _backend_call(state.backend, PluginCall.build(Operation.REMOVE, name))
                 if reply is None or reply.is_error:
                     problems.append(f"backend volume {name}: {reply.err if reply is not None else 'no answer'}")
-        if cleans_daemon and names:
+        if self.uses_daemon and names:
             await trio.to_thread.run_sync(daemon.forget, names)
         return problems
 
@@ -234,8 +248,7 @@ class Sweep:
         self.progress = progress
         self.events_path = spec.work / "events.jsonl"
         self.results: list[RunResult] = []
-        self.bench = Workbench(spec.name, spec.socket_path, spec.command, spec.work, spec.backend, spec.docker_host,
-                               spec.audit, spec.timeout, spec.podman)
+        self.bench = spec.bench()
 
     async def run(self) -> list[RunResult]:
         spec = self.spec
@@ -350,13 +363,20 @@ class PodmanDaemon:
 
 @contextmanager
 def _docker_client(docker_host: str | None) -> Iterator[Any]:
+    """A Docker SDK client; dockerd out of reach is a UsageError (one line), not a crash."""
     import docker
+    from docker.errors import DockerException
+    from requests import RequestException
 
-    client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
     try:
-        yield client
-    finally:
-        client.close()
+        client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+        try:
+            yield client
+        finally:
+            client.close()
+    except (DockerException, RequestException) as exc:
+        raise UsageError(f"dockerd at {docker_host or os.environ.get('DOCKER_HOST') or 'the default socket'}: "
+                         f"cannot clean up after a run: {exc}") from exc
 
 
 def _remove_volumes(client: Any, names: Sequence[str]) -> list[str]:

@@ -371,3 +371,12 @@ def test_the_daemon_is_dockerd_or_podman_never_both_and_an_empty_podman_command_
         assert empty.returncode == 2, empty.stderr
         assert empty.stderr.strip().endswith("--podman: the command is empty (give podman, or podman with its global options)"), empty.stderr
         assert "Traceback" not in empty.stderr
+
+
+def test_sweep_and_explore_say_at_once_when_the_daemon_to_clean_cannot_be_reached(tmp_path: Path) -> None:
+    # --no-audit with a named dockerd: the runs would be cleaned in it, so it must be there.
+    for command in (["sweep", "--op", "Remove", "--action", "drop"], ["explore", "-o", str(tmp_path / "out")]):
+        result = run(*command, "--socket", str(tmp_path / "p.sock"), "--no-audit", "--docker-host", "unix:///nowhere.sock", "--", "true")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == "chaosvol: cannot reach dockerd at unix:///nowhere.sock: No such file or directory"
+        assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
