@@ -93,9 +93,13 @@ def test_an_exploration_started_again_makes_no_run_twice(short_tmp: str) -> None
     first = explore(tmp, "--ops", "Create,Remove", "--budget", "3")
     assert "budget spent" in first.stderr
     made = len((tmp / "work" / "runs.jsonl").read_text().splitlines())
+    with open(tmp / "work" / "runs.jsonl", "a") as log:
+        log.write('{"n": 9, "key": "[[\"Remove\", 1, \n')  # a line cut short by a crash
     second = explore(tmp, "--ops", "Create,Remove")
     assert "resuming: " in second.stderr
+    assert f"runs.jsonl:{made + 1}: not a run (" in second.stderr and "that run will be made again" in second.stderr
     lines = (tmp / "work" / "runs.jsonl").read_text().splitlines()
+    del lines[made]  # the cut line
     keys = [json.loads(line)["key"] for line in lines]
     assert len(keys) == len(set(keys)) and len(keys) > made
     assert second.returncode == 1

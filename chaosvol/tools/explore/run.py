@@ -129,10 +129,16 @@ class Explore:
 
     def _load_previous(self) -> None:
         if self.log_path.exists():
-            for line in self.log_path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
+            for number, line in enumerate(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
                     run = Run(**json.loads(line))
-                    self.runs[run.key] = run
+                    from_key(run.key)
+                except (ValueError, TypeError) as exc:  # cut short by a crash, or not a run's line
+                    self.progress(f"{self.log_path}:{number}: not a run ({exc}); that run will be made again")
+                    continue
+                self.runs[run.key] = run
             if self.runs:
                 self.progress(f"resuming: {len(self.runs)} run(s) already made in {self.work}")
         # The interrupted run left its log and backend but no line: its number is not reused.
