@@ -26,7 +26,7 @@ from chaosvol.cli.common import (
 from chaosvol.core.errors import UsageError
 from chaosvol.core.profile import load_profile, resolve_profile
 from chaosvol.proxy.unix import check_socket_path
-from chaosvol.tools.explore.run import BaselineFailed, Explore, ExploreSpec, parse_budget
+from chaosvol.tools.explore.run import BaselineFailed, Explore, ExploreSpec, check_actions, parse_budget
 from chaosvol.tools.explore.space import DEFAULT_ACTIONS
 from chaosvol.tools.sweep import Workbench, check_operation
 
@@ -76,11 +76,7 @@ def run_explore(args: argparse.Namespace) -> int:
         raise UsageError("give the workload after --: chaosvol explore -o OUT -- COMMAND...")
     ops = tuple(check_operation(op.strip()) for op in args.ops.split(",") if op.strip()) if args.ops else None
     actions = tuple(a.strip() for a in args.actions.split(";") if a.strip()) if args.actions else DEFAULT_ACTIONS
-    for action in actions:
-        try:
-            yaml.safe_load(action)
-        except yaml.YAMLError as exc:
-            raise UsageError(f"--actions: {action!r} is not YAML: {exc}") from None
+    check_actions(actions)
     runs, seconds = parse_budget(args.budget) if args.budget else (None, None)
     base_rules: tuple[dict[str, Any], ...] = ()
     if args.profile:

@@ -21,20 +21,26 @@ GHOST_MOUNTPOINTS = "/nonexistent/chaosvol-ghost"
 @register("ghost")
 @dataclass(frozen=True, slots=True)
 class Ghost(Fault):
-    """Volumes named in `names` exist for List and Get, and nowhere else."""
+    """Volumes named in `names` exist for List and Get, and nowhere else. Without `names`, the
+    volume a Get asks for exists (on Get only: List has no name to add)."""
 
-    names: tuple[str, ...]
+    names: tuple[str, ...] | None = None  # None: the volume a Get asks for
     example: ClassVar[str] = "ghost: {names: [ghost-a, ghost-b]}"
     operations: ClassVar[frozenset[Operation]] = frozenset({Operation.GET, Operation.LIST})
 
     def __post_init__(self) -> None:
-        if not self.names:
-            raise ValueError("ghost needs at least one name in names")
+        if self.names is not None and not self.names:
+            raise ValueError("ghost needs at least one name in names (or no names: the volume a Get asks for)")
+
+    def operations_problem(self, operations: frozenset[Operation]) -> str | None:
+        if self.names is None and Operation.LIST in operations:
+            return "ghost without names makes the volume a Get asks for exist; List needs names to add: add op: Get, or give names"
+        return None
 
     def plan(self, call: PluginCall, context: FaultContext) -> Plan:
         if call.operation is Operation.LIST:
-            return Plan.of(Forward(), Rewrite(AddToList(self.names)))
-        if call.volume in self.names:
+            return Plan.of(Forward(), Rewrite(AddToList(self.names or ())))
+        if self.names is None or call.volume in self.names:
             # A Mountpoint as a real plugin's Get gives one: a path under a directory that does not
             # exist, since nothing backs the ghost (`docker volume inspect` shows it).
             volume = {"Name": call.volume, "Mountpoint": f"{GHOST_MOUNTPOINTS}/{call.volume}", "Status": GHOST_STATUS}

@@ -199,3 +199,34 @@ def test_the_budget_bounds_the_shrinking_too_and_says_what_was_left_untried(shor
         ("Create#1 {error: {when: before}} + Remove#1 {error: {when: before}}", True, True),
     ]
     assert sorted(p.name for p in (tmp / "out").glob("failure-*.yaml")) == ["failure-1.yaml", "failure-2.yaml"]
+
+
+def test_an_action_that_works_nowhere_or_a_workload_with_nothing_to_fault_is_exit_2_never_a_pass(short_tmp: str) -> None:
+    tmp = Path(short_tmp)
+    for actions, said in (
+        ("drop; explode", "--actions 'explode': action: unknown action 'explode'; allowed: "),
+        ("{error: {when: sometimes}}", "--actions '{error: {when: sometimes}}': action.error.when: expected one of before, after"),
+        ("{drop", "--actions '{drop': not YAML: expected ',' or '}', but got '<stream end>' at column 6"),
+    ):
+        result = explore(tmp, "--actions", actions)
+        assert result.returncode == 2 and said in result.stderr, result.stderr
+        assert not (tmp / "work").exists()  # refused before anything ran
+    # The workload's calls are Create, Remove and Get: none is a Mount.
+    result = explore(tmp, "--ops", "Mount")
+    assert result.returncode == 2, result.stderr
+    assert "nothing to explore: the baseline made no call that these actions work on (its calls: " in result.stderr
+    assert "Create 1" in result.stderr and "--ops Mount)" in result.stderr
+
+
+def test_ghost_is_among_the_default_actions_on_get_and_is_explored(short_tmp: str) -> None:
+    # The workload's last call, Get v, answered "exists" for a volume it removed breaks it; an
+    # error or a reset does not (not found). ghost needs no names on Get: the volume asked for.
+    tmp = Path(short_tmp)
+    result = explore(tmp, "--ops", "Get")
+    assert result.returncode == 1, result.stderr
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    assert sorted(run["faults"] for run in summary["runs"][1:]) == sorted(
+        f"Get#1 {action}" for action in ("{error: {when: before}}", "{error: {when: after}}", "{reset: {when: before}}",
+                                         "{reset: {when: after}}", "ghost", "hide")
+    )
+    assert [f["faults"] for f in summary["failures"]] == ["Get#1 ghost"]

@@ -170,18 +170,20 @@ class Explore:
             await self.shrink_failures(state)
 
     def choose_actions(self, counts: dict[str, int]) -> None:
-        """For each operation to explore, the actions that work on it (a profile would take them)."""
+        """For each operation to explore, the actions that work on it (a profile would take them).
+
+        Raises:
+            BaselineFailed: no action works on any call the baseline made: nothing to explore
+                (never a pass for want of trying)."""
         wanted = self.spec.ops or tuple(op for op in counts if op != Operation.ACTIVATE.value)
         for op in wanted:
-            usable = []
-            for action in self.spec.actions:
-                try:
-                    parse_profile(json.dumps({"version": 1, "rules": [{"match": {"op": op}, "action": yaml.safe_load(action)}]}), "a")
-                except ProfileError:
-                    continue
-                usable.append(action)
+            usable = [action for action in self.spec.actions if not action_problem(action, op)]
             if usable and counts.get(op):
                 self.actions[op] = usable
+        if not self.actions:
+            made = ", ".join(f"{op} {n}" for op, n in counts.items()) or "none"
+            raise BaselineFailed(f"nothing to explore: the baseline made no call that these actions work on "
+                                 f"(its calls: {made}; --ops {','.join(wanted) or '(none)'})")
 
     def _budget_left(self) -> bool:
         made = sum(1 for k in self.runs if k != BASELINE)
@@ -357,6 +359,30 @@ li.broke {{ color: #a00; }}
     def write_outputs(self) -> None:
         (self.spec.out / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n", encoding="utf-8")
         (self.spec.out / "report.html").write_text(self.report_html(), encoding="utf-8")
+
+
+def action_problem(action: str, op: str) -> str:
+    """Why `action` (as a profile writes it) cannot fault `op`'s calls, "" when it can."""
+    try:
+        parse_profile(json.dumps({"version": 1, "rules": [{"match": {"op": op}, "action": yaml.safe_load(action)}]}), "--actions")
+    except ProfileError as exc:
+        return "; ".join(f"{p.where.removeprefix('rules[0].')}: {p.message}" for p in exc.problems)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        return f"not YAML: {getattr(exc, 'problem', None) or exc}{where}"
+    return ""
+
+
+def check_actions(actions: tuple[str, ...]) -> None:
+    """Refuse an action that works on no operation at all (a typo would otherwise explore nothing).
+
+    Raises:
+        UsageError: the first such action, with the loader's words for the first operation."""
+    for action in actions:
+        problems = [action_problem(action, op.value) for op in Operation]
+        if all(problems):
+            raise UsageError(f"--actions {action!r}: {problems[0]}")
 
 
 def parse_budget(text: str) -> tuple[int | None, float | None]:
