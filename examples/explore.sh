@@ -26,5 +26,5 @@ run_may_fail "$CHAOSVOL" explore --name "$DRIVER" ${DOCKER_HOST:+--docker-host "
     --actions 'drop; {error: {when: before}}' --depth 2 --work "$WORK/explore" -o "$WORK/found" -- bash "$WORK/workload.sh"
 
 say "the pair that breaks it only together, as a profile: serve it and run the workload to see it again"
-pair=$(grep -l '^# faults: Get#[0-9]* {error: {when: before}} + Remove#1 drop$' "$WORK"/found/failure-*.yaml)
-run cat "$pair"
+PAIR=$(grep -l '^# faults: Get#[0-9]* {error: {when: before}} + Remove#1 drop$' "$WORK"/found/failure-*.yaml)
+run cat "$PAIR"

@@ -30,8 +30,17 @@ def scenario_lines(script: Path) -> list[tuple[int, str]]:
 
 def bare_commands(script: Path) -> list[str]:
     found = []
+    heredoc: str | None = None  # the delimiter of the here-document being read (its body is data)
+    continued = False  # the line before ended in a backslash: this one is part of its command
     for number, line in scenario_lines(script):
-        if not line or line.startswith("#") or SHOWN.match(line):
+        if heredoc is not None:
+            heredoc = None if line == heredoc else heredoc
+            continue
+        shown_before, continued = continued, line.endswith("\\")
+        opens = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
+        if opens:
+            heredoc = opens.group(1)
+        if shown_before or not line or line.startswith("#") or SHOWN.match(line):
             continue
         if re.search(r">\s*/dev/null 2>&1|>\s*\"?\$WORK", line):  # prints nothing
             continue
@@ -42,6 +51,12 @@ def bare_commands(script: Path) -> list[str]:
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_every_command_an_example_runs_is_shown_before_its_output(script: Path) -> None:
     assert bare_commands(script) == []
+
+
+def test_a_here_document_and_a_continued_command_are_not_bare(tmp_path: Path) -> None:
+    script = tmp_path / "x.sh"
+    script.write_text('example_start x\ncat >"$WORK/w.sh" <<EOF\ndocker volume ls\nEOF\nrun docker volume \\\n    ls\nls /\n')
+    assert bare_commands(script) == ["x.sh:7: ls /"]
 
 
 def test_the_check_finds_a_bare_command(tmp_path: Path) -> None:
